@@ -1,0 +1,1 @@
+"""ketapain.cli: the ``ketapain`` command line (Typer, rich tables and progress bars)."""

@@ -1,0 +1,93 @@
+"""The exceptions ketapain raises, in one tree.
+
+::
+
+    KetapainError
+    ├── InvalidValueError (also a ValueError)   bad input: names the field, the allowed
+    │   │                                        range and the value given
+    │   └── ModelFileError                       a model file that cannot be used; names
+    │                                            the file as well
+    ├── UnknownNameError (also a LookupError)    a model or protocol name not in a registry
+    └── SimulationError                          inputs were valid but the engine could not
+                                                 produce a trustworthy answer
+
+Warnings have their own classes so that callers can filter them precisely::
+
+    KetapainWarning (UserWarning)
+    └── ExtrapolationWarning                     covariates outside the population a
+                                                 published model was built on
+
+A plan that is well formed but unsafe is *not* an exception: it yields findings
+(later layers). Exceptions are for input that cannot be computed with at all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ExtrapolationWarning",
+    "InvalidValueError",
+    "KetapainError",
+    "KetapainWarning",
+    "ModelFileError",
+    "SimulationError",
+    "UnknownNameError",
+]
+
+
+class KetapainError(Exception):
+    """Base class of every error raised by ketapain."""
+
+
+class InvalidValueError(KetapainError, ValueError):
+    """A value is missing, of the wrong kind, or outside its allowed range.
+
+    Parameters
+    ----------
+    field : str
+        Name of the offending field, with its unit, e.g. ``"weight_kg"``.
+    allowed : str
+        The allowed range or values, in words, e.g. ``"20 to 300"``.
+    value : object
+        The value that was given.
+    """
+
+    def __init__(self, field: str, allowed: str, value: object) -> None:
+        self.field = field
+        self.allowed = allowed
+        self.value = value
+        super().__init__(f"{field} must be {allowed}; got {value!r}")
+
+
+class ModelFileError(InvalidValueError):
+    """A user-defined model file is malformed; the message names the file and field."""
+
+    def __init__(self, path: str, field: str, allowed: str, value: object) -> None:
+        self.path = path
+        super().__init__(field, allowed, value)
+        self.args = (f"{path}: {field} must be {allowed}; got {value!r}",)
+
+
+class UnknownNameError(KetapainError, LookupError):
+    """A name that is not in a registry; the message lists the known names."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
+
+    def __str__(self) -> str:
+        # LookupError would otherwise print the repr of the message.
+        return str(self.args[0])
+
+
+class SimulationError(KetapainError):
+    """The inputs were valid but no trustworthy result could be computed."""
+
+
+class KetapainWarning(UserWarning):
+    """Base class of ketapain's warnings."""
+
+
+class ExtrapolationWarning(KetapainWarning):
+    """A model is used outside the population (weight, age) it was estimated in."""

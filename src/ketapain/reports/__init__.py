@@ -1,0 +1,1 @@
+"""ketapain.reports: plots and printable reports (matplotlib, headless)."""
