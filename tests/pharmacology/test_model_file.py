@@ -85,8 +85,11 @@ def test_micro_constant_form_matches_published_domino() -> None:
 def test_two_compartment_without_q3() -> None:
     """A file without q3/v3 gives a two-compartment model."""
     model = parse_model(
-        {"name": "m", "drug": "s-ketamine", "pk": {"cl_l_per_h": 95, "v1_l": 7.7,
-                                                   "q2_l_per_h": 196, "v2_l": 545}}
+        {
+            "name": "m",
+            "drug": "s-ketamine",
+            "pk": {"cl_l_per_h": 95, "v1_l": 7.7, "q2_l_per_h": 196, "v2_l": 545},
+        }
     )
     assert model.n_compartments == 2
     assert model.s_fraction == 1.0
@@ -118,9 +121,7 @@ def test_optional_blocks(tmp_path: Path) -> None:
         (("v2_l = 11.0", "v2_l = 11.0\nk21_per_h = 3.0"), "pk"),
     ],
 )
-def test_bad_files_name_file_and_field(
-    tmp_path: Path, change: tuple[str, str], field: str
-) -> None:
+def test_bad_files_name_file_and_field(tmp_path: Path, change: tuple[str, str], field: str) -> None:
     """Each malformed file is rejected with the file, the field and the allowed range."""
     path = _write(tmp_path, ISSUE_EXAMPLE.replace(*change))
     with pytest.raises(ModelFileError) as info:
@@ -141,5 +142,6 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
 def test_unknown_top_level_key_is_an_error() -> None:
     """Unknown keys are reported instead of ignored."""
     with pytest.raises(ModelFileError, match="colour"):
-        parse_model({"name": "m", "drug": "racemic", "colour": "red",
-                     "pk": {"cl_l_per_h": 1, "v1_l": 1}})
+        parse_model(
+            {"name": "m", "drug": "racemic", "colour": "red", "pk": {"cl_l_per_h": 1, "v1_l": 1}}
+        )

@@ -39,8 +39,9 @@ def test_log_normal_variability_matches_cv() -> None:
 
 def test_covariates_follow_their_distribution() -> None:
     """Weights are clipped to the range and women appear at the requested share."""
-    d = CovariateDistribution(weight_mean_kg=75, weight_sd_kg=12, weight_range_kg=(40, 150),
-                              female_fraction=0.3)
+    d = CovariateDistribution(
+        weight_mean_kg=75, weight_sd_kg=12, weight_range_kg=(40, 150), female_fraction=0.3
+    )
     cov = sample_covariates(50_000, rng=np.random.default_rng(1), distribution=d)
     assert cov.weight_kg.min() >= 40 and cov.weight_kg.max() <= 150
     assert_allclose(cov.weight_kg.mean(), 75, rtol=0.01)
@@ -49,8 +50,12 @@ def test_covariates_follow_their_distribution() -> None:
 
 def test_shared_covariates_vary_only_by_iiv() -> None:
     """With one patient's covariates every virtual subject has that weight."""
-    pop = virtual_population(get_model("flint-fanta-s"), n=50, seed=1,
-                             covariates=Covariates.single(weight_kg=82, sex="female"))
+    pop = virtual_population(
+        get_model("flint-fanta-s"),
+        n=50,
+        seed=1,
+        covariates=Covariates.single(weight_kg=82, sex="female"),
+    )
     assert_array_equal(pop.parameters.weight_kg, np.full(50, 82.0))
     assert pop.covariates.female.all()
 

@@ -215,7 +215,8 @@ def _plot_curves(columns: dict[str, np.ndarray], *, population: bool) -> list[Cu
 
 
 def _print_table(model: PKModel, columns: dict[str, np.ndarray]) -> None:
-    table = Table(title=f"{model.name} ({model.source.short()}): concentrations, ng/mL")
+    cited = model.source.short() if model.source.year is not None else "user-defined"
+    table = Table(title=f"{model.name} ({cited}): concentrations, ng/mL")
     for name in columns:
         label = name.removesuffix("_ng_per_ml").replace("_", " ")
         table.add_column(label, justify="right")

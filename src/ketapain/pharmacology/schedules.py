@@ -9,7 +9,7 @@ Examples
 >>> day = Schedule.of(Infusion(start_h=8, duration_h=4, rate_mg_per_kg_h=0.35))
 >>> series = day.repeat_on_days(weekdays(10))
 >>> len(series.doses), series.end_h()
-(10, 268.0)
+(10, 276.0)
 >>> series.total_dose_mg(weight_kg=70)
 980.0
 """

@@ -98,7 +98,9 @@ def plot_concentrations(
         ax.set_xlim(t[0], t[-1])
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False
+        )
         fig.tight_layout()
         out = Path(path)
         fig.savefig(out)
