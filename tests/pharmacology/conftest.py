@@ -1,9 +1,9 @@
 """Fixtures for the pharmacology tests: an independent ODE solution and random cases.
 
 The reference solution integrates the compartment equations written out by hand, flow by
-flow, with ``scipy.integrate.solve_ivp`` (LSODA with the exact Jacobian, rtol 1e-10, atol 1e-12 on amounts),
-piece by piece between the times at which an input changes. It shares nothing with the
-engine but the parameter and schedule values.
+flow, with ``scipy.integrate.solve_ivp`` (LSODA with the exact Jacobian, rtol 1e-10, atol
+1e-12 on amounts), piece by piece between the times at which an input changes. It shares
+nothing with the engine but the parameter and schedule values.
 """
 
 from __future__ import annotations
@@ -243,8 +243,9 @@ def random_schedule(rng: np.random.Generator, *, days: int, oral: bool) -> Sched
             duration = rng.uniform(0.25, 10.0)
             if rng.integers(2):
                 doses.append(
-                    Infusion(start_h=start, duration_h=duration,
-                             rate_mg_per_kg_h=rng.uniform(0.05, 1.5))
+                    Infusion(
+                        start_h=start, duration_h=duration, rate_mg_per_kg_h=rng.uniform(0.05, 1.5)
+                    )
                 )
             else:
                 doses.append(
