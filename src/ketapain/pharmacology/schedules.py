@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from ketapain.errors import InvalidValueError
 from ketapain.sources import ANDRADE_2019, KETALAR_LABEL, STANPUMP, Source
@@ -108,81 +108,61 @@ def _amount(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Bolus:
-    """An IV bolus at ``time_h`` (given instantaneously)."""
+class _InstantDose:
+    """A dose given at one time: ``dose_mg`` or ``dose_mg_per_kg``, never both."""
 
     time_h: float
     dose_mg: float | None = None
     dose_mg_per_kg: float | None = None
 
+    @property
+    def route(self) -> Route:
+        """How the dose is given."""
+        raise NotImplementedError
+
     def __post_init__(self) -> None:
         _time("time_h", self.time_h)
-        _amount(
-            "", Route.IV_BOLUS, self.dose_mg_per_kg, self.dose_mg, ("dose_mg_per_kg", "dose_mg")
-        )
+        _amount("", self.route, self.dose_mg_per_kg, self.dose_mg, ("dose_mg_per_kg", "dose_mg"))
+
+    def amount_mg(self, weight_kg: float) -> float:
+        """Dose in mg for a patient of ``weight_kg``."""
+        if self.dose_mg is not None:
+            return self.dose_mg
+        return (self.dose_mg_per_kg or 0.0) * weight_kg
+
+    def shifted(self, by_h: float) -> Self:
+        """Return the dose moved by ``by_h`` hours."""
+        return replace(self, time_h=self.time_h + by_h)
+
+    @property
+    def start_h(self) -> float:
+        """Time of the dose, h."""
+        return self.time_h
+
+    @property
+    def end_h(self) -> float:
+        """Time of the dose, h (it has no duration)."""
+        return self.time_h
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bolus(_InstantDose):
+    """An IV bolus at ``time_h`` (given instantaneously)."""
 
     @property
     def route(self) -> Route:
         """How the dose is given."""
         return Route.IV_BOLUS
 
-    def amount_mg(self, weight_kg: float) -> float:
-        """Dose in mg for a patient of ``weight_kg``."""
-        return (
-            self.dose_mg if self.dose_mg is not None else (self.dose_mg_per_kg or 0.0) * weight_kg
-        )
-
-    def shifted(self, by_h: float) -> Bolus:
-        """Return the dose moved by ``by_h`` hours."""
-        return replace(self, time_h=self.time_h + by_h)
-
-    @property
-    def start_h(self) -> float:
-        """Time of the dose, h."""
-        return self.time_h
-
-    @property
-    def end_h(self) -> float:
-        """Time of the dose, h (a bolus has no duration)."""
-        return self.time_h
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OralDose:
+class OralDose(_InstantDose):
     """An oral dose swallowed at ``time_h``."""
-
-    time_h: float
-    dose_mg: float | None = None
-    dose_mg_per_kg: float | None = None
-
-    def __post_init__(self) -> None:
-        _time("time_h", self.time_h)
-        _amount("", Route.ORAL, self.dose_mg_per_kg, self.dose_mg, ("dose_mg_per_kg", "dose_mg"))
 
     @property
     def route(self) -> Route:
         """How the dose is given."""
         return Route.ORAL
-
-    def amount_mg(self, weight_kg: float) -> float:
-        """Dose in mg for a patient of ``weight_kg``."""
-        return (
-            self.dose_mg if self.dose_mg is not None else (self.dose_mg_per_kg or 0.0) * weight_kg
-        )
-
-    def shifted(self, by_h: float) -> OralDose:
-        """Return the dose moved by ``by_h`` hours."""
-        return replace(self, time_h=self.time_h + by_h)
-
-    @property
-    def start_h(self) -> float:
-        """Time of the dose, h."""
-        return self.time_h
-
-    @property
-    def end_h(self) -> float:
-        """Time of the dose, h."""
-        return self.time_h
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
