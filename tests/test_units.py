@@ -100,8 +100,7 @@ def test_rate_chain(rate_mg_per_kg_h, weight_kg, bag_mg_per_ml):
 
 @given(st.floats(1e-4, 3.0))
 def test_cv_round_trip(cv):
-    """CV -> log-normal SD -> CV is the identity, and the SD is below the CV (CVs under
-    0.01% carry no meaning and underflow when squared)."""
+    """CV -> log-normal SD -> CV is the identity (from 0.01%), and the SD is below the CV."""
     sd = units.cv_to_log_sd(cv)
     assert sd <= cv
     assert_allclose(units.log_sd_to_cv(sd), cv, rtol=1e-12)

@@ -140,8 +140,7 @@ def test_s_ketamine_model_gives_women_20_percent_more_clearance():
 
 
 def test_herd_warns_for_an_adult():
-    """Herd 2007 (children 1-14 y, 10.8-74.8 kg) used for an adult issues
-    ExtrapolationWarning naming the model and the range."""
+    """Herd 2007 (children 1-14 y, 10.8-74.8 kg) warns when used for an adult."""
     model = get_model("herd-2007")
     with pytest.warns(ExtrapolationWarning, match=r"herd-2007: age outside .* 1-14 y"):
         model.parameters(Covariates.single(weight_kg=70.0, age_y=40.0))
@@ -159,8 +158,7 @@ def test_adult_models_warn_for_a_child():
 
 
 def test_etas_multiply_typical_values():
-    """A random effect eta makes a parameter typical x exp(eta); bioavailability stays in (0, 1)
-    on the logit scale."""
+    """Etas multiply typical values by exp(eta); F moves on the logit scale within (0, 1)."""
     model = get_model("flint-fanta-s")
     cov = Covariates.repeat(weight_kg=70.0, n=3)
     eta = np.array([-0.5, 0.0, 0.5])
@@ -238,9 +236,11 @@ def _half_lives_min(p) -> np.ndarray:
 def test_derived_disposition_matches_the_reference_table(
     name, v1_l, cl_l_per_h, vss_l, half_lives_min
 ):
-    """V1, CL, Vss and half-lives at 70 kg match reference table 1b, which prints them
-    rounded to 2-3 significant figures: a 3% tolerance covers the rounding (0.4 min is
-    printed to one figure, hence its own 13%)."""
+    """V1, CL, Vss and half-lives at 70 kg match reference table 1b.
+
+    The table prints 2-3 significant figures, so 3% covers its rounding; Domino's 0.4 min
+    is printed to one figure, hence its own 13%.
+    """
     p = _params(name)
     assert_allclose(p.v1_l, [v1_l], rtol=0.03)
     assert_allclose(p.cl_l_per_h, [cl_l_per_h], rtol=0.03)
@@ -281,10 +281,11 @@ STEADY_STATE_H = 2000.0
 @pytest.mark.parametrize("name", sorted(REGIMEN_TABLE))
 @pytest.mark.parametrize("rate", [0.1, 0.25, 0.5])
 def test_infusion_regimens_match_the_reference_table(name, rate):
-    """Plasma at 1 h, 4 h and steady state of a constant mg/kg/h infusion matches the
-    reference table. The author computed it with these same parameter sets and printed
-    whole ng/mL, so agreement within 2% (the rounding of the smallest entry, 30 ng/mL, is
-    1.7%) is expected."""
+    """Plasma at 1 h, 4 h and steady state of an infusion matches the reference table.
+
+    The author computed the table with these same parameter sets and printed whole ng/mL,
+    so agreement within 2% is expected (rounding the smallest entry, 30 ng/mL, is 1.7%).
+    """
     schedule = Schedule.of(Infusion(start_h=0.0, duration_h=STEADY_STATE_H, rate_mg_per_kg_h=rate))
     got = _plasma(name, schedule, [1.0, 4.0, STEADY_STATE_H])
     assert_allclose(got, REGIMEN_TABLE[name][rate], rtol=0.02)
@@ -292,7 +293,7 @@ def test_infusion_regimens_match_the_reference_table(name, rate):
 
 @pytest.mark.parametrize("name", sorted(BOLUS_TABLE))
 def test_one_minute_bolus_matches_the_reference_table(name):
-    """0.5 mg/kg over 1 min, read at 5/15/30/60 min, within 2% (whole-ng/mL rounding)."""
+    """0.5 mg/kg over 1 min, read at 5/15/30/60 min, matches the table within 2% (rounding)."""
     schedule = Schedule.of(Infusion(start_h=0.0, duration_h=1 / 60, rate_mg_per_kg_h=30.0))
     got = _plasma(name, schedule, np.array([5, 15, 30, 60]) / 60)
     assert_allclose(got, BOLUS_TABLE[name], rtol=0.02)
@@ -300,8 +301,11 @@ def test_one_minute_bolus_matches_the_reference_table(name):
 
 @pytest.mark.parametrize("name", sorted(FORTY_MIN_TABLE))
 def test_forty_minute_infusion_matches_the_reference_table(name):
-    """0.5 mg/kg over 40 min, read at the end and 40 and 80 min later, within 2% (the
-    smallest entry, 13 ng/mL, is rounded by up to 3.8%, hence 0.5 ng/mL absolute too)."""
+    """0.5 mg/kg over 40 min, read at its end and 40 and 80 min later, matches the table.
+
+    2% as above; the smallest entry, 13 ng/mL, is rounded by up to 3.8%, hence also
+    0.5 ng/mL absolute.
+    """
     schedule = Schedule.of(Infusion(start_h=0.0, duration_h=40 / 60, rate_mg_per_kg_h=0.75))
     got = _plasma(name, schedule, np.array([40, 80, 120]) / 60)
     assert_allclose(got, FORTY_MIN_TABLE[name], rtol=0.02, atol=0.5)
@@ -309,17 +313,18 @@ def test_forty_minute_infusion_matches_the_reference_table(name):
 
 @pytest.mark.parametrize("rate", [0.1, 0.25, 0.5])
 def test_domino_cl79_steady_state_matches_the_kamp_clearance(rate):
-    """The Kamp meta-analysis column (CL 79 L/h): 89 / 222 / 443 ng/mL at steady state,
-    within 1% (whole-ng/mL rounding)."""
+    """Domino-CL79 reaches the table's Kamp column (89/222/443 ng/mL) within 1% (rounding)."""
     expected = {0.1: 89, 0.25: 222, 0.5: 443}[rate]
     schedule = Schedule.of(Infusion(start_h=0.0, duration_h=STEADY_STATE_H, rate_mg_per_kg_h=rate))
     assert_allclose(_plasma("domino-cl79", schedule, [STEADY_STATE_H]), [expected], rtol=0.01)
 
 
 def test_domino_four_hour_infusion_matches_pytci():
-    """PyTCI's Domino model, 0.5 mg/kg/h for 4 h at 70 kg, gives 259.73 ng/mL. PyTCI steps
-    in 1 s increments and prints two decimals; 1e-4 relative (0.026 ng/mL) allows for
-    both."""
+    """Domino, 0.5 mg/kg/h for 4 h at 70 kg, gives PyTCI's 259.73 ng/mL.
+
+    PyTCI steps in 1-s increments and the value is quoted to two decimals; 1e-4 relative
+    (0.026 ng/mL) allows for both.
+    """
     schedule = Schedule.of(Infusion(start_h=0.0, duration_h=4.0, rate_mg_per_kg_h=0.5))
     assert_allclose(_plasma("domino", schedule, [4.0]), [259.73], rtol=1e-4)
 
@@ -340,21 +345,26 @@ def _koppel(name: str, rate: float, weight_kg: float) -> tuple[float, float]:
 @pytest.mark.parametrize("weight_kg", [60.0, 70.0, 90.0])
 @pytest.mark.parametrize("rate", [1.1, 1.2, 1.3])
 def test_icu_steady_state_of_koppel_1990_domino_cl79(rate, weight_kg):
-    """Köppel 1990: 1.1-1.3 mg/kg/h for 3 days gives ketamine 1.2 ± 0.3 and norketamine
-    1.0 ± 0.6 µg/mL. Domino-CL79 (clearance from the Kamp meta-analysis) predicts
-    ketamine inside mean ± 1 SD over that dose range for 60-90 kg adults. Its
-    norketamine clearance was derived from the same observation, so that check only
-    guards the calibration: within ± 1 SD as well."""
+    """Domino-CL79 reproduces the ICU steady state of Köppel 1990 within ± 1 SD.
+
+    Köppel: 1.1-1.3 mg/kg/h for 3 days gives ketamine 1.2 ± 0.3 and norketamine
+    1.0 ± 0.6 µg/mL. The model (clearance from the Kamp meta-analysis) predicts ketamine
+    inside mean ± 1 SD over that dose range for 60-90 kg adults. Its norketamine clearance
+    was derived from the same observation, so that check only guards the calibration.
+    """
     ketamine, norketamine = _koppel("domino-cl79", rate, weight_kg)
     assert abs(ketamine - KOPPEL_MEAN_UG_PER_ML) <= KOPPEL_SD_UG_PER_ML
     assert abs(norketamine - KOPPEL_NK_MEAN_UG_PER_ML) <= KOPPEL_NK_SD_UG_PER_ML
 
 
 def test_icu_steady_state_of_koppel_1990_hijazi_under_predicts():
-    """Hijazi 2003 (CL 36 mL/min/kg, ~151 L/h at 70 kg) is an ICU model too, but its
-    clearance is about twice the ~1 L/kg/h implied by Köppel's steady state. The claim
-    that holds: at 1.2 mg/kg/h it predicts below mean - 1 SD yet within a factor of 2.5
-    of the observed mean; this guards the documented disagreement."""
+    """Hijazi 2003 under-predicts Köppel's ICU steady state, within a factor of 2.5.
+
+    Hijazi's clearance (36 mL/min/kg, ~151 L/h at 70 kg) is about twice the ~1 L/kg/h
+    implied by Köppel's steady state, although both studied ICU patients. The claim that
+    holds: at 1.2 mg/kg/h it predicts below mean - 1 SD yet within a factor of 2.5 of the
+    observed mean. This guards the documented disagreement.
+    """
     ketamine, _ = _koppel("hijazi-2003", 1.2, 70.0)
     assert KOPPEL_MEAN_UG_PER_ML / 2.5 <= ketamine < KOPPEL_MEAN_UG_PER_ML - KOPPEL_SD_UG_PER_ML
     assert_allclose(ketamine, 1.2 * 70 / 151.0, rtol=0.01)  # at steady state: rate / CL
@@ -374,25 +384,31 @@ def _auc(name: str, schedule: Schedule, weight_kg: float = 70.0) -> tuple[float,
 
 @pytest.mark.parametrize(("name", "f"), [("domino-cl79", 0.23), ("flint-fanta-s", 0.08)])
 def test_oral_bioavailability_is_the_published_value(name, f):
-    """AUC after an oral dose over AUC after the same IV bolus equals the published oral F:
-    23% racemic (Chong 2006), 8% S-ketamine (Fanta 2015); 0.1% covers the quadrature."""
+    """AUC oral / AUC IV is the published F: 23% racemic (Chong), 8% S-ketamine (Fanta).
+
+    0.1% covers the quadrature.
+    """
     oral, _ = _auc(name, Schedule.of(OralDose(time_h=0.0, dose_mg=50.0)))
     iv, _ = _auc(name, Schedule.of(Bolus(time_h=0.0, dose_mg=50.0)))
     assert_allclose(oral / iv, f, rtol=1e-3)
 
 
 def test_oral_s_norketamine_exposure_is_16_5_times_s_ketamine():
-    """Fanta 2015: after oral S-ketamine the norketamine AUC is 16.5x the S-ketamine AUC
-    (the presystemic fraction was derived from it); 0.1% covers the quadrature."""
+    """After oral S-ketamine the S-norketamine AUC is 16.5x the S-ketamine AUC (Fanta 2015).
+
+    The presystemic fraction was derived from this ratio; 0.1% covers the quadrature.
+    """
     ketamine, norketamine = _auc("flint-fanta-s", Schedule.of(OralDose(time_h=0.0, dose_mg=50.0)))
     assert_allclose(norketamine / ketamine, 16.5, rtol=1e-3)
 
 
 def test_racemic_oral_ketamine_plus_norketamine_is_59_percent():
-    """Chong 2006: 23% of an oral dose reaches the circulation as ketamine and 59% as
-    ketamine + norketamine (as ketamine). With fm = 1 every systemic ketamine molecule
-    ends as norketamine, so CL_m x AUC_NK / (MW ratio) / dose = 0.59 and
-    CL x AUC_K / dose = 0.23 (0.1% for the quadrature)."""
+    """Oral racemic ketamine reaches the circulation as 23% ketamine, 59% K + NK (Chong).
+
+    With fm = 1 every systemic ketamine molecule ends as norketamine, so
+    CL_m x AUC_NK / (MW ratio) / dose = 0.59 and CL x AUC_K / dose = 0.23 (0.1% for the
+    quadrature).
+    """
     dose_mg = 50.0
     p = _params("domino-cl79")
     assert_allclose(p.metabolite.fraction_formed, [1.0])

@@ -210,8 +210,7 @@ def test_errors_name_the_offending_field(data, field):
     ],
 )
 def test_out_of_range_doses_are_refused_not_clamped(make, field, limit):
-    """A dose at the limit is kept exactly; above it or below 0 raises, naming field,
-    range and value."""
+    """A dose at the limit is kept exactly; beyond it raises naming field, range and value."""
     at_limit = make(limit)
     assert getattr(at_limit, field) == limit
     for bad in (limit * 1.001, -0.1, float("nan"), float("inf")):

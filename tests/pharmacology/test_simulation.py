@@ -126,11 +126,12 @@ MIXED_TIMES = np.unique(np.concatenate([np.linspace(0.0, 48.0, 97), [0.5, 30.0, 
 def test_random_models_and_schedules_match_the_ode_reference(
     seed, reference, make_parameters, make_schedule
 ):
-    """Random 1-3 compartment models, with and without effect site, oral absorption and
-    metabolite, under random three-day schedules, match an LSODA solution (rtol 1e-10).
+    """Random models under random three-day schedules match an LSODA solution (rtol 1e-10).
 
-    Cases are drawn from numpy's default_rng(seed); the reference integrates the flow
-    equations piecewise between breakpoints (tests/pharmacology/conftest.py).
+    Cases come from numpy's default_rng(seed): 1-3 compartments, with or without effect
+    site, oral absorption and metabolite, two subjects of different weights; boluses,
+    overlapping infusions and oral doses, per kg or absolute. The reference integrates the
+    flow equations piecewise between breakpoints (tests/pharmacology/conftest.py).
     """
     rng = np.random.default_rng(seed)
     oral = bool(rng.integers(2)) or seed == 0
@@ -401,8 +402,7 @@ def _oral_input_mg(schedule: Schedule, params: PKParameters, t: np.ndarray) -> t
 
 @given(params=subjects(oral=True, metabolite=False), schedule=schedules(oral=True))
 def test_mass_balance(params, schedule):
-    """Amount in the body plus amount eliminated equals the IV dose given so far plus the
-    bioavailable part of what has left the gut."""
+    """Body + eliminated = IV dose given so far + F x what has left the gut."""
     outputs = (Output.AMOUNT_IN_BODY, Output.AMOUNT_ELIMINATED)
     prof = simulate(params, schedule, times_h=TIMES, outputs=outputs)
     weight = float(params.weight_kg[0])
@@ -553,8 +553,7 @@ def _assert_steady_state(params: PKParameters, rate_mg_per_kg_h: float) -> None:
 
 @given(params=subjects(oral=False), rate=st.floats(0.01, 3.0))
 def test_steady_state_is_rate_over_clearance(params, rate):
-    """After a long infusion plasma and effect site reach rate/CL, the metabolite
-    fm x (MW ratio) x rate / CL_m, for any 1-3 compartment model."""
+    """A long infusion reaches rate/CL (metabolite: fm x MW ratio x rate / CL_m)."""
     assume(60.0 / _slowest_rate_per_h(params) < 40_000.0)
     _assert_steady_state(params, rate)
 
@@ -680,8 +679,7 @@ def test_outputs_the_model_lacks_are_rejected():
 
 
 def test_absolute_doses_are_checked_against_the_lightest_subject():
-    """An absolute dose above the per-kg limit for the lightest subject is refused, not
-    clamped; the message names the dose, the limit, its source and the weight."""
+    """An absolute dose above the per-kg limit for the lightest subject is refused."""
     cov = Covariates(
         weight_kg=np.array([80.0, 10.0]), female=np.zeros(2, dtype=bool), age_y=np.full(2, 5.0)
     )
