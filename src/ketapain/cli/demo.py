@@ -92,8 +92,8 @@ def demo_command(
     with console.status(f"simulating {population} virtual patients over {end_h / 24:.0f} days"):
         pop = virtual_population(model, n=population, seed=seed, covariates=covariates)
         profile = simulate(pop.parameters, schedule, times_h=time_h)
-    _session_table(schedule, profile.time_h, profile.percentiles((5.0, 50.0, 95.0)), weight_kg)
     bands = profile.percentiles((5.0, 50.0, 95.0))
+    _session_table(schedule, profile.time_h, bands, weight_kg)
     curves = [
         Curve(name=n, values=bands[f"{n}_p50"], low=bands[f"{n}_p05"], high=bands[f"{n}_p95"])
         for n in ("ketamine_plasma_ng_per_ml", "norketamine_plasma_ng_per_ml")

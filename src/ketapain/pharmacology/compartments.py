@@ -55,6 +55,15 @@ class LinearSystem:
     outputs: dict[Output, FloatArray]
     state_names: tuple[str, ...]
 
+    def take(self, index: np.ndarray) -> LinearSystem:
+        """Return the system of the subjects selected by ``index``."""
+        return LinearSystem(
+            a=self.a[index],
+            inputs=self.inputs,
+            outputs={o: w[index] for o, w in self.outputs.items()},
+            state_names=self.state_names,
+        )
+
 
 def build_system(
     params: PKParameters, *, outputs: tuple[Output, ...], with_oral: bool

@@ -187,24 +187,15 @@ def _simulate_chunk(
     else:
         idx_good, idx_bad = np.flatnonzero(good), np.flatnonzero(~good)
         if idx_good.size:
-            sub = _reporting_units(
-                build_system(params.take(idx_good), outputs=outputs, with_oral=has_oral)
+            modal = ModalPropagator(
+                system.take(idx_good),
+                grid,
+                params.weight_kg[idx_good],
+                (lam[idx_good], v[idx_good], v_inv[idx_good]),
             )
-            groups.append(
-                (
-                    idx_good,
-                    ModalPropagator(
-                        sub,
-                        grid,
-                        params.weight_kg[idx_good],
-                        (lam[idx_good], v[idx_good], v_inv[idx_good]),
-                    ),
-                )
-            )
-        sub = _reporting_units(
-            build_system(params.take(idx_bad), outputs=outputs, with_oral=has_oral)
-        )
-        groups.append((idx_bad, MatrixPropagator(sub, grid, params.weight_kg[idx_bad])))
+            groups.append((idx_good, modal))
+        matrix = MatrixPropagator(system.take(idx_bad), grid, params.weight_kg[idx_bad])
+        groups.append((idx_bad, matrix))
     zero = grid.zero_rate_index
     for index, prop in groups:
         columns = np.arange(chunk.start, chunk.stop)[index]
