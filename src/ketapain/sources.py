@@ -20,21 +20,32 @@ from dataclasses import dataclass
 __all__ = [
     "ANDRADE_2019",
     "BLONK_2010",
+    "BOWDLE_1998",
     "CHONG_2009",
     "CLEMENTS_1981",
     "CLEMENTS_1982",
+    "COHEN_2018",
+    "DAHAN_2011",
     "DAYTON_1983",
     "DOMINO_1984",
+    "EBERT_1997",
     "FANTA_2015",
+    "FARRAR_2001",
     "FLINT_2017",
+    "GOLDBERG_2010",
     "HERD_2007",
     "HIJAZI_2003",
     "KAMP_2020",
     "KETALAR_LABEL",
     "KOPPEL_1990",
+    "LANGSJO_2005",
+    "NOPPERS_2011",
     "OLOFSEN_2022",
     "PEREZ_RUIXO_2021",
+    "SALAT_2015",
+    "SCHWARTZMAN_2009",
     "SIGTERMANS_2009",
+    "SIGTERMANS_2009_CRPS",
     "STANPUMP",
     "WANG_2019",
     "Source",
@@ -260,4 +271,110 @@ ANDRADE_2019 = Source(
     journal="J Clin Psychiatry 80(1):19f12820",
     title="Oral ketamine for depression, 2: practical considerations",
     locator="oral doses in practice 0.25-7 mg/kg",
+)
+
+# --- Pharmacodynamics and clinical outcomes --------------------------------------------
+DAHAN_2011 = Source(
+    authors="Dahan A, Olofsen E, Sigtermans M, et al.",
+    year=2011,
+    journal="Eur J Pain 15(3):258-267",
+    title="Population pharmacokinetic-pharmacodynamic modeling of ketamine-induced pain "
+    "relief of chronic pain",
+    doi="10.1016/j.ejpain.2010.06.016",
+    locator="abstract: C50 10.5 +/- 4.8 ng/mL S-ketamine, t1/2 onset/offset 10.9 +/- 4.0 d, "
+    "response probability 67 +/- 10% (ketamine) and 23 +/- 9% (placebo)",
+)
+SIGTERMANS_2009_CRPS = Source(
+    authors="Sigtermans MJ, van Hilten JJ, Bauer MCR, et al.",
+    year=2009,
+    journal="Pain 145(3):304-311",
+    title="Ketamine produces effective and long-term pain relief in patients with Complex "
+    "Regional Pain Syndrome Type 1",
+    doi="10.1016/j.pain.2009.06.023",
+    locator="abstract: 100-h S-ketamine, end dose 22.2 +/- 2.0 mg/h/70 kg; week-1 NRS "
+    "2.68 +/- 0.51 vs 5.45 +/- 0.48 (mean +/- SEM, n = 30 + 30); week 12 P = 0.07; "
+    "psychomimetic effects 76% vs 18%",
+)
+NOPPERS_2011 = Source(
+    authors="Noppers I, Niesters M, Swartjes M, et al.",
+    year=2011,
+    journal="Eur J Pain 15(9):942-949",
+    title="Absence of long-term analgesic effect from a short-term S-ketamine infusion on "
+    "fibromyalgia pain: a randomized, prospective, double blind, active placebo-controlled "
+    "trial",
+    doi="10.1016/j.ejpain.2011.03.008",
+    locator="S-ketamine 0.5 mg/kg over 30 min: effect closely followed plasma concentrations",
+)
+LANGSJO_2005 = Source(
+    authors="Långsjö JW, Maksimow A, Salmi E, et al.",
+    year=2005,
+    journal="Anesthesiology 103(2):258-268",
+    title="S-ketamine anesthesia increases cerebral blood flow in excess of the metabolic "
+    "needs in humans",
+    doi="10.1097/00000542-200508000-00008",
+    locator="S-ketamine 1959 +/- 442 ng/mL: heart rate up to +43.5%, MAP up to +27.0%",
+)
+EBERT_1997 = Source(
+    authors="Ebert B, Mikkelsen S, Thorkildsen C, Borgbjerg FM",
+    year=1997,
+    journal="Eur J Pharmacol 333(1):99-104",
+    title="Norketamine, the main metabolite of ketamine, is a non-competitive NMDA receptor "
+    "antagonist in the rat cortex and spinal cord",
+    doi="10.1016/S0014-2999(97)01116-3",
+    locator="[3H]MK-801 Ki: S-ketamine 0.30, R-ketamine 1.4, S-norketamine 1.7, "
+    "R-norketamine 13 umol/L",
+)
+SALAT_2015 = Source(
+    authors="Sałat K, Siwek A, Starowicz G, et al.",
+    year=2015,
+    journal="Neuropharmacology 99:301-307",
+    title="Antidepressant-like effects of ketamine, norketamine and dehydronorketamine in "
+    "forced swim test: role of activity at NMDA receptor",
+    doi="10.1016/j.neuropharm.2015.07.037",
+    locator="[3H]MK-801 Ki: racemic ketamine 0.119, racemic norketamine 0.97 umol/L",
+)
+BOWDLE_1998 = Source(
+    authors="Bowdle TA, Radant AD, Cowley DS, et al.",
+    year=1998,
+    journal="Anesthesiology 88(1):82-88",
+    title="Psychedelic effects of ketamine in healthy volunteers: relationship to steady-state "
+    "plasma concentrations",
+    doi="10.1097/00000542-199801000-00015",
+    locator="psychedelic VAS linear in concentration over 50-200 ng/mL racemic",
+)
+FARRAR_2001 = Source(
+    authors="Farrar JT, Young JP, LaMoreaux L, Werth JL, Poole RM",
+    year=2001,
+    journal="Pain 94(2):149-158",
+    title="Clinical importance of changes in chronic pain intensity measured on an 11-point "
+    "numerical pain rating scale",
+    doi="10.1016/S0304-3959(01)00349-9",
+    locator="a 30% (or 2-point) NRS reduction corresponds to 'much improved'",
+)
+SCHWARTZMAN_2009 = Source(
+    authors="Schwartzman RJ, Alexander GM, Grothusen JR, et al.",
+    year=2009,
+    journal="Pain 147(1-3):107-115",
+    title="Outpatient intravenous ketamine for the treatment of complex regional pain "
+    "syndrome: a double-blind placebo controlled study",
+    locator="4 h/day for 10 days, up to 0.35 mg/kg/h, not above 25 mg/h",
+)
+GOLDBERG_2010 = Source(
+    authors="Goldberg ME, Torjman MC, Schwartzman RJ, Mager DE, Wainer IW",
+    year=2010,
+    journal="Pain Physician 13(4):379-387",
+    title="Pharmacodynamic profiles of ketamine (R)- and (S)- with 5-day inpatient infusion "
+    "for the treatment of complex regional pain syndrome",
+    locator="racemic ketamine titrated 10 -> 40 mg/h, stable after about 5 h, continued for "
+    "5 days",
+)
+COHEN_2018 = Source(
+    authors="Cohen SP, Bhatia A, Buvanendran A, et al.",
+    year=2018,
+    journal="Reg Anesth Pain Med 43(5):521-546",
+    title="Consensus guidelines on the use of intravenous ketamine infusions for chronic "
+    "pain from the American Society of Regional Anesthesia and Pain Medicine, the American "
+    "Academy of Pain Medicine, and the American Society of Anesthesiologists",
+    doi="10.1097/AAP.0000000000000808",
+    locator="a single 4-h day of at least 80 mg over more than 2 h as the minimum trial",
 )

@@ -29,16 +29,8 @@ from ketapain.pharmacology import (
 )
 from ketapain.pharmacology.population import virtual_population
 from ketapain.reports.plots import Curve, plot_concentrations
-from ketapain.sources import BLONK_2010, Source
+from ketapain.sources import BLONK_2010, SCHWARTZMAN_2009
 
-SCHWARTZMAN_2009: Final = Source(
-    authors="Schwartzman RJ, Alexander GM, Grothusen JR, et al.",
-    year=2009,
-    journal="Pain 147(1-3):107-115",
-    title="Outpatient intravenous ketamine for the treatment of complex regional pain "
-    "syndrome: a double-blind placebo controlled study",
-    locator="4 h/day for 10 days, up to 0.35 mg/kg/h, not above 25 mg/h",
-)
 RATE_MG_PER_KG_H: Final = 0.35  # Schwartzman 2009
 MAX_RATE_MG_PER_H: Final = 25.0  # Schwartzman 2009
 SESSION_H: Final = 4.0  # Schwartzman 2009

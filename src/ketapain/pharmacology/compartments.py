@@ -30,6 +30,7 @@ class Output(StrEnum):
 
     KETAMINE_PLASMA = "ketamine_plasma"
     KETAMINE_EFFECT_SITE = "ketamine_effect_site"
+    KETAMINE_SLOW_EFFECT_SITE = "ketamine_slow_effect_site"
     METABOLITE_PLASMA = "metabolite_plasma"
     AMOUNT_IN_BODY = "amount_in_body"
     AMOUNT_ELIMINATED = "amount_eliminated"
@@ -75,6 +76,12 @@ def build_system(
             "without the effect site for a model without ke0",
             Output.KETAMINE_EFFECT_SITE.value,
         )
+    if Output.KETAMINE_SLOW_EFFECT_SITE in outputs and params.slow_ke0_per_h is None:
+        raise InvalidValueError(
+            "outputs",
+            "without the slow effect site for parameters without slow_ke0_per_h",
+            Output.KETAMINE_SLOW_EFFECT_SITE.value,
+        )
     if with_oral and params.oral is None:
         raise InvalidValueError(
             "route", "iv_bolus or iv_infusion: the model has no oral absorption", "oral"
@@ -97,6 +104,8 @@ def build_system(
         names.append("depot")
     if Output.KETAMINE_EFFECT_SITE in outputs:
         names.append("effect_site")
+    if Output.KETAMINE_SLOW_EFFECT_SITE in outputs:
+        names.append("slow_effect_site")
     met = params.metabolite if want_met else None
     if met is not None:
         names.append("metabolite_central")
@@ -134,6 +143,10 @@ def build_system(
         e = idx["effect_site"]
         a[:, e, c] = params.ke0_per_h / v1
         a[:, e, e] = -params.ke0_per_h
+    if "slow_effect_site" in idx and params.slow_ke0_per_h is not None:
+        e = idx["slow_effect_site"]
+        a[:, e, c] = params.slow_ke0_per_h / v1
+        a[:, e, e] = -params.slow_ke0_per_h
     if met is not None:
         m = idx["metabolite_central"]
         a[:, m, c] += k10 * met.fraction_formed * met.molar_mass_ratio
@@ -157,6 +170,8 @@ def build_system(
             w[:, c] = 1.0 / v1
         elif out is Output.KETAMINE_EFFECT_SITE:
             w[:, idx["effect_site"]] = 1.0
+        elif out is Output.KETAMINE_SLOW_EFFECT_SITE:
+            w[:, idx["slow_effect_site"]] = 1.0
         elif out is Output.METABOLITE_PLASMA and met is not None:
             w[:, idx["metabolite_central"]] = 1.0 / met.v1_l
         elif out is Output.AMOUNT_IN_BODY:

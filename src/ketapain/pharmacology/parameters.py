@@ -125,6 +125,7 @@ class PKParameters:
     q3_l_per_h: FloatArray | None = None
     v3_l: FloatArray | None = None
     ke0_per_h: FloatArray | None = None
+    slow_ke0_per_h: FloatArray | None = None
     oral: OralParameters | None = None
     metabolite: MetaboliteParameters | None = None
 
@@ -150,6 +151,8 @@ class PKParameters:
             raise InvalidValueError("q3_l_per_h", "absent when q2_l_per_h is absent", "given")
         if self.ke0_per_h is not None:
             _check_positive("ke0_per_h", self.ke0_per_h, _MAX_RATE_PER_H)
+        if self.slow_ke0_per_h is not None:
+            _check_positive("slow_ke0_per_h", self.slow_ke0_per_h, _MAX_RATE_PER_H)
 
     @property
     def n_subjects(self) -> int:
@@ -230,9 +233,20 @@ class PKParameters:
             q3_l_per_h=pick(self.q3_l_per_h),
             v3_l=pick(self.v3_l),
             ke0_per_h=pick(self.ke0_per_h),
+            slow_ke0_per_h=pick(self.slow_ke0_per_h),
             oral=oral,
             metabolite=met,
         )
+
+    def with_slow_effect_site(self, slow_ke0_per_h: FloatArray) -> PKParameters:
+        """Return these parameters with a second, slow effect compartment.
+
+        The slow compartment is a biophase that equilibrates with plasma ketamine at rate
+        ``slow_ke0_per_h`` (one value per subject); it drives the sustained relief of
+        chronic pain (:mod:`ketapain.pharmacology.pd.sustained`).
+        """
+        values = np.broadcast_to(np.asarray(slow_ke0_per_h, dtype=float), self.weight_kg.shape)
+        return replace(self, slow_ke0_per_h=values.copy())
 
     def vss_l(self) -> FloatArray:
         """Volume of distribution at steady state, L (sum of compartment volumes)."""

@@ -96,7 +96,7 @@ def virtual_population(
     model: PKModel,
     *,
     n: int,
-    seed: int,
+    seed: int | np.random.Generator,
     covariates: Covariates | None = None,
     distribution: CovariateDistribution | None = None,
 ) -> VirtualPopulation:
@@ -106,7 +106,7 @@ def virtual_population(
     those covariates and differs only by inter-individual variability; otherwise
     covariates are drawn from ``distribution``.
     """
-    rng = np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if covariates is None:
         covariates = sample_covariates(n, rng=rng, distribution=distribution)
     elif covariates.n_subjects == 1:

@@ -49,6 +49,7 @@ DEFAULT_CHUNK_SUBJECTS: Final = 20_000
 _CONCENTRATIONS: Final = {
     Output.KETAMINE_PLASMA,
     Output.KETAMINE_EFFECT_SITE,
+    Output.KETAMINE_SLOW_EFFECT_SITE,
     Output.METABOLITE_PLASMA,
 }
 
@@ -64,6 +65,7 @@ class Profile:
     time_h: FloatArray
     ketamine_plasma_ng_per_ml: FloatArray | None = None
     ketamine_effect_site_ng_per_ml: FloatArray | None = None
+    ketamine_slow_effect_site_ng_per_ml: FloatArray | None = None
     norketamine_plasma_ng_per_ml: FloatArray | None = None
     amount_in_body_mg: FloatArray | None = None
     amount_eliminated_mg: FloatArray | None = None
@@ -80,6 +82,7 @@ class Profile:
         names = (
             "ketamine_plasma_ng_per_ml",
             "ketamine_effect_site_ng_per_ml",
+            "ketamine_slow_effect_site_ng_per_ml",
             "norketamine_plasma_ng_per_ml",
             "amount_in_body_mg",
             "amount_eliminated_mg",
@@ -162,6 +165,7 @@ def simulate(
 _FIELD: Final = {
     Output.KETAMINE_PLASMA: "ketamine_plasma_ng_per_ml",
     Output.KETAMINE_EFFECT_SITE: "ketamine_effect_site_ng_per_ml",
+    Output.KETAMINE_SLOW_EFFECT_SITE: "ketamine_slow_effect_site_ng_per_ml",
     Output.METABOLITE_PLASMA: "norketamine_plasma_ng_per_ml",
     Output.AMOUNT_IN_BODY: "amount_in_body_mg",
     Output.AMOUNT_ELIMINATED: "amount_eliminated_mg",

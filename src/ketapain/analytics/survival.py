@@ -1,0 +1,95 @@
+"""Kaplan-Meier estimation of time-to-event data with right censoring.
+
+The product-limit estimator S(t) = prod over event times t_i <= t of (1 - d_i / n_i),
+with Greenwood's variance and the log(-log) 95% confidence interval (Kalbfleisch &
+Prentice 2002, The Statistical Analysis of Failure Time Data, 2nd ed., section 1.4), the
+interval lifelines and R's survival package report by default.
+
+>>> km = kaplan_meier(np.array([1.0, 2, 2, 3, 4]), np.array([True, True, False, True, False]))
+>>> km.time.tolist(), km.survival.round(3).tolist()
+([0.0, 1.0, 2.0, 3.0], [1.0, 0.8, 0.6, 0.3])
+>>> km.median()
+3.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from ketapain.errors import InvalidValueError
+from ketapain.pharmacology._types import BoolArray, FloatArray
+
+__all__ = ["KaplanMeier", "kaplan_meier"]
+
+_Z95: Final = 1.959963984540054  # 97.5th percentile of the standard normal
+
+
+@dataclass(frozen=True, slots=True)
+class KaplanMeier:
+    """Step function: survival holds from ``time[i]`` until the next time."""
+
+    time: FloatArray
+    survival: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    at_risk: FloatArray
+    n: int
+
+    def median(self) -> float | None:
+        """First time survival drops to 0.5 or below; None if it never does."""
+        return _first_at_or_below(self.time, self.survival)
+
+    def median_ci(self) -> tuple[float | None, float | None]:
+        """95% CI of the median: where the CI bounds cross 0.5 (Brookmeyer-Crowley)."""
+        return (
+            _first_at_or_below(self.time, self.ci_low),
+            _first_at_or_below(self.time, self.ci_high),
+        )
+
+    def at(self, t: float) -> float:
+        """Survival at time ``t``."""
+        i = int(np.searchsorted(self.time, t, side="right")) - 1
+        return float(self.survival[max(i, 0)])
+
+
+def _first_at_or_below(time: FloatArray, values: FloatArray) -> float | None:
+    hit = np.flatnonzero(values <= 0.5)
+    return None if hit.size == 0 else float(time[hit[0]])
+
+
+def kaplan_meier(durations: FloatArray, events: BoolArray) -> KaplanMeier:
+    """Estimate survival from ``durations`` (>= 0) and ``events`` (False = censored)."""
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(events, dtype=bool)
+    if d.ndim != 1 or d.shape != e.shape or d.size == 0:
+        raise InvalidValueError("durations/events", "two 1-D arrays of one non-zero length", d.shape)
+    if np.any(~np.isfinite(d) | (d < 0)):
+        raise InvalidValueError("durations", "finite and >= 0", d[~np.isfinite(d) | (d < 0)][0])
+    times, inverse = np.unique(d, return_inverse=True)
+    deaths = np.bincount(inverse, weights=e.astype(float), minlength=times.size)
+    leaving = np.bincount(inverse, minlength=times.size).astype(float)
+    at_risk = d.size - np.concatenate(([0.0], np.cumsum(leaving)[:-1]))
+    keep = deaths > 0
+    t, dd, nn = times[keep], deaths[keep], at_risk[keep]
+    surv = np.cumprod(1.0 - dd / nn)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        greenwood = np.cumsum(dd / (nn * (nn - dd)))
+        log_s = np.log(surv)
+        se = np.sqrt(greenwood) / np.abs(log_s)
+        lo = surv ** np.exp(-_Z95 * se)
+        hi = surv ** np.exp(_Z95 * se)
+    lo = np.where(surv > 0, np.nan_to_num(lo, nan=0.0), 0.0)
+    hi = np.where(surv > 0, np.nan_to_num(hi, nan=1.0), 0.0)
+    lo = np.where(surv >= 1.0, 1.0, lo)
+    hi = np.where(surv >= 1.0, 1.0, hi)
+    return KaplanMeier(
+        time=np.concatenate(([0.0], t)),
+        survival=np.concatenate(([1.0], surv)),
+        ci_low=np.concatenate(([1.0], lo)),
+        ci_high=np.concatenate(([1.0], hi)),
+        at_risk=np.concatenate(([float(d.size)], nn)),
+        n=int(d.size),
+    )
