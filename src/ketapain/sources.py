@@ -365,8 +365,7 @@ GOLDBERG_2010 = Source(
     journal="Pain Physician 13(4):379-387",
     title="Pharmacodynamic profiles of ketamine (R)- and (S)- with 5-day inpatient infusion "
     "for the treatment of complex regional pain syndrome",
-    locator="racemic ketamine titrated 10 -> 40 mg/h, stable after about 5 h, continued for "
-    "5 days",
+    locator="racemic ketamine titrated 10 -> 40 mg/h, stable after about 5 h, continued for 5 days",
 )
 COHEN_2018 = Source(
     authors="Cohen SP, Bhatia A, Buvanendran A, et al.",

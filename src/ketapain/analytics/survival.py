@@ -7,7 +7,7 @@ interval lifelines and R's survival package report by default.
 
 >>> km = kaplan_meier(np.array([1.0, 2, 2, 3, 4]), np.array([True, True, False, True, False]))
 >>> km.time.tolist(), km.survival.round(3).tolist()
-([0.0, 1.0, 2.0, 3.0], [1.0, 0.8, 0.6, 0.3])
+([0.0, 1.0, 2.0, 3.0, 4.0], [1.0, 0.8, 0.6, 0.3, 0.3])
 >>> km.median()
 3.0
 """
@@ -29,7 +29,11 @@ _Z95: Final = 1.959963984540054  # 97.5th percentile of the standard normal
 
 @dataclass(frozen=True, slots=True)
 class KaplanMeier:
-    """Step function: survival holds from ``time[i]`` until the next time."""
+    """Step function: survival holds from ``time[i]`` until the next time.
+
+    Times are 0, every event time, and the last follow-up time when it is later than the
+    last event (the curve carries on, flat, to the end of observation).
+    """
 
     time: FloatArray
     survival: FloatArray
@@ -43,7 +47,7 @@ class KaplanMeier:
         return _first_at_or_below(self.time, self.survival)
 
     def median_ci(self) -> tuple[float | None, float | None]:
-        """95% CI of the median: where the CI bounds cross 0.5 (Brookmeyer-Crowley)."""
+        """95% CI of the median: where the lower and upper survival bounds reach 0.5."""
         return (
             _first_at_or_below(self.time, self.ci_low),
             _first_at_or_below(self.time, self.ci_high),
@@ -65,7 +69,9 @@ def kaplan_meier(durations: FloatArray, events: BoolArray) -> KaplanMeier:
     d = np.asarray(durations, dtype=float)
     e = np.asarray(events, dtype=bool)
     if d.ndim != 1 or d.shape != e.shape or d.size == 0:
-        raise InvalidValueError("durations/events", "two 1-D arrays of one non-zero length", d.shape)
+        raise InvalidValueError(
+            "durations/events", "two 1-D arrays of one non-zero length", d.shape
+        )
     if np.any(~np.isfinite(d) | (d < 0)):
         raise InvalidValueError("durations", "finite and >= 0", d[~np.isfinite(d) | (d < 0)][0])
     times, inverse = np.unique(d, return_inverse=True)
@@ -79,17 +85,25 @@ def kaplan_meier(durations: FloatArray, events: BoolArray) -> KaplanMeier:
         greenwood = np.cumsum(dd / (nn * (nn - dd)))
         log_s = np.log(surv)
         se = np.sqrt(greenwood) / np.abs(log_s)
-        lo = surv ** np.exp(-_Z95 * se)
-        hi = surv ** np.exp(_Z95 * se)
+        # S^exp(+z se) is the lower bound (S < 1, so a larger power gives a smaller value).
+        lo = surv ** np.exp(_Z95 * se)
+        hi = surv ** np.exp(-_Z95 * se)
     lo = np.where(surv > 0, np.nan_to_num(lo, nan=0.0), 0.0)
     hi = np.where(surv > 0, np.nan_to_num(hi, nan=1.0), 0.0)
     lo = np.where(surv >= 1.0, 1.0, lo)
     hi = np.where(surv >= 1.0, 1.0, hi)
+    time = np.concatenate(([0.0], t))
+    survival = np.concatenate(([1.0], surv))
+    ci_low = np.concatenate(([1.0], lo))
+    ci_high = np.concatenate(([1.0], hi))
+    at_risk = np.concatenate(([float(d.size)], nn))
+    last = float(d.max())
+    if last > time[-1]:  # carry the curve on to the last follow-up time
+        time = np.append(time, last)
+        survival = np.append(survival, survival[-1])
+        ci_low = np.append(ci_low, ci_low[-1])
+        ci_high = np.append(ci_high, ci_high[-1])
+        at_risk = np.append(at_risk, float(np.sum(d >= last)))
     return KaplanMeier(
-        time=np.concatenate(([0.0], t)),
-        survival=np.concatenate(([1.0], surv)),
-        ci_low=np.concatenate(([1.0], lo)),
-        ci_high=np.concatenate(([1.0], hi)),
-        at_risk=np.concatenate(([float(d.size)], nn)),
-        n=int(d.size),
+        time=time, survival=survival, ci_low=ci_low, ci_high=ci_high, at_risk=at_risk, n=int(d.size)
     )

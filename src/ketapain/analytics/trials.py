@@ -109,7 +109,7 @@ def run_trial(
             n_workers=workers or os.cpu_count() or 1,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never collides with a running cluster
             silence_logs=40,  # logging.ERROR
         )
         client = Client(cluster)
@@ -117,7 +117,14 @@ def run_trial(
         client = Client(scheduler)
     try:
         futures = {
-            client.submit(simulate_chunk, design, a, c, key=f"ketapain-trial-{design.seed}-{a}-{c}", pure=False): (a, c)
+            client.submit(
+                simulate_chunk,
+                design,
+                a,
+                c,
+                key=f"ketapain-trial-{design.seed}-{a}-{c}",
+                pure=False,
+            ): (a, c)
             for a, c in tasks
         }
         for future in as_completed(futures):
@@ -266,7 +273,11 @@ class TrialResult:
                     )
                 )
             mean = nrs.mean(axis=0)
-            se = nrs.std(axis=0, ddof=1) / np.sqrt(rows.size) if rows.size > 1 else np.zeros_like(mean)
+            se = (
+                nrs.std(axis=0, ddof=1) / np.sqrt(rows.size)
+                if rows.size > 1
+                else np.zeros_like(mean)
+            )
             p10, p90 = np.percentile(nrs, [10, 90], axis=0)
             relief = kaplan_meier(
                 self.patients["relief_days"][rows], ~self.patients["relief_censored"][rows]
@@ -278,7 +289,9 @@ class TrialResult:
                     n=int(rows.size),
                     weeks=tuple(weeks),
                     relief=relief,
-                    psychotomimetic=Proportion(int(self.patients["psychotomimetic"][rows].sum()), rows.size),
+                    psychotomimetic=Proportion(
+                        int(self.patients["psychotomimetic"][rows].sum()), rows.size
+                    ),
                     bp_warning=Proportion(int(self.patients["bp_warning"][rows].sum()), rows.size),
                     mean_total_dose_mg=float(self.patients["total_dose_mg"][rows].mean()),
                     median_peak_s_plasma_ng_per_ml=float(

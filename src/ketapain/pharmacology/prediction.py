@@ -149,7 +149,11 @@ def predict(
     plasma = _row(prof.ketamine_plasma_ng_per_ml)
     effect = _row(prof.ketamine_effect_site_ng_per_ml)
     slow = _row(prof.ketamine_slow_effect_site_ng_per_ml)
-    nk = None if prof.norketamine_plasma_ng_per_ml is None else _row(prof.norketamine_plasma_ng_per_ml)
+    nk = (
+        None
+        if prof.norketamine_plasma_ng_per_ml is None
+        else _row(prof.norketamine_plasma_ng_per_ml)
+    )
     s_effect = s * effect
     occupancy = pd.receptor.occupancy(
         s_ketamine_ng_per_ml=s_effect,
@@ -190,7 +194,9 @@ def predict(
     if nk is not None:
         curves["norketamine_plasma_ng_per_ml"] = nk
     ttr = time_to_relief_h(t, nrs_resp[None, :], np.array([b]))[0]
-    duration, censored = relief_duration_days(t, nrs_resp[None, :], np.array([b]), after_h=end_treatment)
+    duration, censored = relief_duration_days(
+        t, nrs_resp[None, :], np.array([b]), after_h=end_treatment
+    )
     weight_for_dose = float(params.weight_kg[0])
     summary = PredictionSummary(
         total_dose_mg=schedule.total_dose_mg(weight_kg=weight_for_dose),

@@ -46,7 +46,9 @@ def sigtermans_schedule(start_h: float = 9.0) -> Schedule:
         for i in range(_STEPS)
     ]
     durations = [_STEP_H] * (_STEPS - 1) + [_INFUSION_H - _STEP_H * (_STEPS - 1)]
-    return Schedule.of(stepped_infusion(start_h=start_h, steps=list(zip(durations, rates, strict=True))))
+    return Schedule.of(
+        stepped_infusion(start_h=start_h, steps=list(zip(durations, rates, strict=True)))
+    )
 
 
 def sigtermans_2009(

@@ -2,11 +2,12 @@
 
 Each patient has covariates and PK variability (:mod:`.population`), response draws
 (placebo response with probability 0.23 in every arm, and on ketamine a drug response
-that brings the overall response to 0.67; Dahan 2011), a baseline NRS, and residual noise on every daily score. The cohort of each
-arm is cut into chunks of ``chunk_size`` patients; chunk ``c`` of arm ``a`` draws its
-random numbers from ``SeedSequence(seed, spawn_key=(a, c))``, so a chunk's result depends
-only on the design, and a trial gives identical results however the chunks are spread
-over processes or machines (:mod:`ketapain.analytics.trials` runs them on Dask).
+that brings the overall response to 0.67; Dahan 2011), a baseline NRS, and residual
+noise on every daily score. The cohort of each arm is cut into chunks of ``chunk_size``
+patients; chunk ``c`` of arm ``a`` draws its random numbers from ``SeedSequence(seed,
+spawn_key=(a, c))``, so a chunk's result depends only on the design, and a trial gives
+identical results however the chunks are spread over processes or machines
+(:mod:`ketapain.analytics.trials` runs them on Dask).
 
 Pain is scored once a day at :data:`DIARY_HOUR` (a morning diary, before an outpatient
 session starts), from day 0 to the end of follow-up. Concentrations are computed every
@@ -81,9 +82,13 @@ class BaselineNRS:
 
     def __post_init__(self) -> None:
         if not (0 <= self.low < self.high <= NRS_MAX):
-            raise InvalidValueError("baseline.low/high", "0 <= low < high <= 10", (self.low, self.high))
+            raise InvalidValueError(
+                "baseline.low/high", "0 <= low < high <= 10", (self.low, self.high)
+            )
         if not (self.low <= self.mean <= self.high):
-            raise InvalidValueError("baseline.mean", f"between {self.low} and {self.high}", self.mean)
+            raise InvalidValueError(
+                "baseline.mean", f"between {self.low} and {self.high}", self.mean
+            )
         if not (np.isfinite(self.sd) and 0 <= self.sd <= 5):
             raise InvalidValueError("baseline.sd", "between 0 and 5", self.sd)
 
@@ -113,7 +118,9 @@ class Arm:
         if not self.schedule.doses:
             raise InvalidValueError(f"arm {self.name}: schedule", "at least one dose", "none")
         if self.dosing_weight_cap_kg is not None:
-            check_positive(f"arm {self.name}: dosing_weight_cap_kg", self.dosing_weight_cap_kg, high=400)
+            check_positive(
+                f"arm {self.name}: dosing_weight_cap_kg", self.dosing_weight_cap_kg, high=400
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +151,9 @@ class TrialDesign:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidValueError("seed", "a non-negative integer", self.seed)
         if not (np.isfinite(self.follow_up_weeks) and 0 < self.follow_up_weeks <= 104):
-            raise InvalidValueError("follow_up_weeks", "above 0 and at most 104", self.follow_up_weeks)
+            raise InvalidValueError(
+                "follow_up_weeks", "above 0 and at most 104", self.follow_up_weeks
+            )
         for arm in self.arms:
             if arm.schedule.end_h() > self.horizon_h:
                 raise InvalidValueError(
@@ -167,7 +176,7 @@ class TrialDesign:
     @property
     def n_days(self) -> int:
         """Number of follow-up days; scores are taken on days 0 to ``n_days``."""
-        return int(math.floor(7 * self.follow_up_weeks + 1e-9))
+        return math.floor(7 * self.follow_up_weeks + 1e-9)
 
     @property
     def horizon_h(self) -> float:
@@ -177,7 +186,7 @@ class TrialDesign:
     @property
     def diary_times_h(self) -> FloatArray:
         """Times of the daily scores, h."""
-        return 24.0 * np.arange(self.n_days + 1) + DIARY_HOUR
+        return 24.0 * np.arange(self.n_days + 1, dtype=float) + DIARY_HOUR
 
 
 def chunk_count(design: TrialDesign) -> int:
@@ -217,7 +226,9 @@ def simulate_chunk(design: TrialDesign, arm_index: int, chunk_index: int) -> Chu
     arm = design.arms[arm_index]
     start = chunk_index * design.chunk_size
     n = min(design.chunk_size, design.n_per_arm - start)
-    rng = np.random.default_rng(np.random.SeedSequence(design.seed, spawn_key=(arm_index, chunk_index)))
+    rng = np.random.default_rng(
+        np.random.SeedSequence(design.seed, spawn_key=(arm_index, chunk_index))
+    )
     sus = design.pd.sustained
     # Draws in a fixed order: covariates, PK etas, response, C50, t1/2, baseline,
     # side-effect draw, residual noise.
@@ -243,7 +254,9 @@ def simulate_chunk(design: TrialDesign, arm_index: int, chunk_index: int) -> Chu
     else:
         params = arm.model.parameters(cov, etas=etas, warn=False)
         if arm.dosing_weight_cap_kg is not None:
-            params = replace(params, weight_kg=np.minimum(params.weight_kg, arm.dosing_weight_cap_kg))
+            params = replace(
+                params, weight_kg=np.minimum(params.weight_kg, arm.dosing_weight_cap_kg)
+            )
         params = params.with_slow_effect_site(np.log(2.0) / t_half_h)
         fine = dosing_time_grid(
             arm.schedule,

@@ -106,32 +106,24 @@ class Protocol:
         """The PK model the protocol is planned with."""
         return get_model(self.model)
 
-    def dosing_weight_kg(self, weight_kg: FloatArray) -> FloatArray:
-        """Weights that apply the rate cap (see module docstring); mg/h doses unchanged."""
-        w = np.asarray(weight_kg, dtype=float)
-        per_kg = [
-            d.rate_mg_per_kg_h
-            for d in self.session.infusions
-            if d.rate_mg_per_kg_h is not None
-        ]
+    @property
+    def dosing_weight_cap_kg(self) -> float | None:
+        """Weight above which the rate cap binds (cap / highest mg/kg/h rate), or None."""
+        per_kg = [d.rate_mg_per_kg_h for d in self.session.infusions if d.rate_mg_per_kg_h]
         if self.max_rate_mg_per_h is None or not per_kg:
-            return w
-        return np.minimum(w, self.max_rate_mg_per_h / max(per_kg))
+            return None
+        return self.max_rate_mg_per_h / max(per_kg)
+
+    def dosing_weight_kg(self, weight_kg: FloatArray) -> FloatArray:
+        """Weights that apply the rate cap (see module docstring)."""
+        w = np.asarray(weight_kg, dtype=float)
+        cap = self.dosing_weight_cap_kg
+        return w if cap is None else np.minimum(w, cap)
 
     def total_dose_mg(self, weight_kg: float) -> float:
         """Total dose of the course for a patient of ``weight_kg``, mg."""
         dosing = float(self.dosing_weight_kg(np.array([weight_kg]))[0])
         return self.schedule().total_dose_mg(weight_kg=dosing)
-
-    def capped_rate_note(self, weight_kg: float) -> str | None:
-        """A sentence when the cap lowers this patient's rates, else None."""
-        dosing = float(self.dosing_weight_kg(np.array([weight_kg]))[0])
-        if dosing >= weight_kg or self.max_rate_mg_per_h is None:
-            return None
-        return (
-            f"rate capped at {self.max_rate_mg_per_h:g} mg/h "
-            f"(dosed as {dosing:.1f} kg instead of {weight_kg:g} kg)"
-        )
 
 
 def load_protocol_file(path: str | Path) -> Protocol:
@@ -260,5 +252,3 @@ def get_protocol(name_or_path: str | Path) -> Protocol:
     if text.endswith(".toml") or Path(text).exists():
         return load_protocol_file(text)
     raise UnknownNameError("protocol", text, sorted(_builtin()))
-
-

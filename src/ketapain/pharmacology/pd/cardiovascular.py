@@ -41,8 +41,7 @@ CHUNG_1995: Final = Source(
     authors="Chung F, Chan VW, Ong D",
     year=1995,
     journal="J Clin Anesth 7(6):500-506",
-    title="A post-anesthetic discharge scoring system for home readiness after ambulatory "
-    "surgery",
+    title="A post-anesthetic discharge scoring system for home readiness after ambulatory surgery",
     doi="10.1016/0952-8180(95)00130-A",
     locator="vital signs within 20% of the pre-operative value score 2",
 )

@@ -130,7 +130,7 @@ def _crossing(
     """Interpolated time where row ``rows`` crosses ``level`` between samples k-1 and k."""
     t = np.asarray(time_h, dtype=float)
     k = np.asarray(k)
-    out = t[k].astype(float)
+    out: FloatArray = t[k].astype(float)
     inner = k > 0
     r, kk = rows[inner], k[inner]
     y0, y1 = nrs[r, kk - 1], nrs[r, kk]

@@ -36,8 +36,8 @@ from ketapain.units import (
 )
 
 __all__ = [
-    "KI_R_KETAMINE_UMOL_PER_L",
     "KI_RACEMIC_NORKETAMINE_UMOL_PER_L",
+    "KI_R_KETAMINE_UMOL_PER_L",
     "KI_R_NORKETAMINE_UMOL_PER_L",
     "KI_S_KETAMINE_UMOL_PER_L",
     "KI_S_NORKETAMINE_UMOL_PER_L",

@@ -105,7 +105,9 @@ class SustainedReliefModel:
         """Rate constant of the slow biophase, 1/h."""
         return float(half_life_to_rate_per_h(self.t_half_days * 24.0))
 
-    def relief(self, s_slow_effect_ng_per_ml: ArrayLike, *, c50_ng_per_ml: ArrayLike | None = None) -> FloatArray:
+    def relief(
+        self, s_slow_effect_ng_per_ml: ArrayLike, *, c50_ng_per_ml: ArrayLike | None = None
+    ) -> FloatArray:
         """Fraction of baseline pain removed in a responder (0-Emax)."""
         c50 = self.c50_ng_per_ml if c50_ng_per_ml is None else c50_ng_per_ml
         return sigmoid_emax(
