@@ -206,6 +206,7 @@ def run_ketapain(design: TrialDesign, console: Console) -> tuple[dict[str, Any],
         "workers_ru_maxrss_bytes": rss,
         "workers_vmhwm_bytes": hwm,
         "peak_bytes": main["ru_maxrss_bytes"] + sum(rss),
+        "peak_bytes_workers_vmhwm": main["ru_maxrss_bytes"] + sum(hwm),
         "inline_main_ru_maxrss_bytes": inline_peak,
     }
     figures["identical_results"] = {"own_cluster": same_cluster, "inline": same_inline}
@@ -562,7 +563,7 @@ def report(figures: dict[str, Any], console: Console) -> None:
                 zip(mem["workers_ru_maxrss_bytes"], mem["workers_vmhwm_bytes"], strict=True)
             )
         ],
-        ["total (main + workers)", mb(mem["peak_bytes"]), ""],
+        ["total (main + workers)", mb(mem["peak_bytes"]), mb(mem["peak_bytes_workers_vmhwm"])],
         ["main process before any trial", mb(figures["main_ru_maxrss_before_bytes"]), ""],
         ["main process after the inline run", mb(mem["inline_main_ru_maxrss_bytes"]), ""],
     ]
@@ -594,8 +595,10 @@ def report(figures: dict[str, Any], console: Console) -> None:
         f"Week 12: mean NRS {week12['mean_nrs']:.2f}, 30% responders "
         f"{week12['responders_30']:.1%}, median relief {week12['relief_median_days']:.1f} "
         "days. Memory peak: main process ru_maxrss (after the two 2-worker runs) plus each "
-        "worker's ru_maxrss, read with client.run before the cluster closes (ru_maxrss of a "
-        "spawned worker may include its parent's RSS at spawn; VmHWM is its own). "
+        "worker's ru_maxrss, read with client.run before the cluster closes; the target uses "
+        "it. A spawned worker's ru_maxrss keeps its parent's RSS at spawn (Linux carries it "
+        "over exec), so it overstates; VmHWM is the worker's own, its total adds main's "
+        "ru_maxrss. "
         "solve_ivp: per patient, the ODE and the PD, scaled linearly to N; the 2-core figure "
         "halves the 1-core one."
     )

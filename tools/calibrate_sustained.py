@@ -62,13 +62,21 @@ def main() -> None:
         xtol=1e-4,
     )
     gamma, placebo, mean, spread = fit.x
-    print(f"gamma={gamma:.3f} placebo_relief={placebo:.3f} baseline_mean={mean:.3f} baseline_sd={spread:.3f}")
-    print("week-1 fit (ketamine mean, placebo mean, ketamine SD, placebo SD):", week1(fit.x).round(3))
+    print(
+        f"gamma={gamma:.3f} placebo_relief={placebo:.3f} "
+        f"baseline_mean={mean:.3f} baseline_sd={spread:.3f}"
+    )
+    print(
+        "week-1 fit (ketamine mean, placebo mean, ketamine SD, placebo SD):", week1(fit.x).round(3)
+    )
     pd = PDModel()
     pd = replace(pd, sustained=replace(pd.sustained, gamma=gamma, placebo_relief=placebo))
     big = sigtermans_2009(
-        n_per_arm=N_PER_ARM, seed=SEED, pd=pd,
-        baseline=BaselineNRS(mean=mean, sd=spread), residual_sd=RESIDUAL_SD,
+        n_per_arm=N_PER_ARM,
+        seed=SEED,
+        pd=pd,
+        baseline=BaselineNRS(mean=mean, sd=spread),
+        residual_sd=RESIDUAL_SD,
     )
     res = run_trial(big, scheduler="inline")
     for w in big.report_weeks:

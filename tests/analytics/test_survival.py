@@ -2,8 +2,9 @@
 
 Expected values are computed by hand with the product-limit formula
 S(t) = prod_{t_i <= t} (1 - d_i / n_i), where a subject censored at t_i still counts in
-the risk set n_i at t_i, and with Greenwood's variance and the log(-log) interval
-(Kalbfleisch & Prentice 2002, section 1.4):
+the risk set n_i at t_i; the curve has a step at 0, at every event time and, flat, at the
+last follow-up time when that is later than the last event. With Greenwood's variance
+and the log(-log) interval (Kalbfleisch & Prentice 2002, section 1.4):
 
     se_i = sqrt(sum_{t_j <= t_i} d_j / (n_j (n_j - d_j))) / |log S(t_i)|
     lower = S ** exp(+z se),  upper = S ** exp(-z se)      (z = 1.959964)
@@ -32,10 +33,12 @@ TIE_E = np.array([True, True, False, True, False])
 def test_product_limit_with_event_and_censoring_tie() -> None:
     """Hand product-limit values (0.8, 0.6, 0.3) with a censoring tied to an event; 1e-12."""
     km = kaplan_meier(TIE_T, TIE_E)
-    assert_array_equal(km.time, [0.0, 1.0, 2.0, 3.0])
-    # t=1: 1 - 1/5; t=2: the censored subject is at risk, 1 - 1/4; t=3: 1 - 1/2.
-    assert_allclose(km.survival, [1.0, 4 / 5, 4 / 5 * 3 / 4, 4 / 5 * 3 / 4 * 1 / 2], rtol=1e-12)
-    assert_array_equal(km.at_risk, [5.0, 5.0, 4.0, 2.0])
+    assert_array_equal(km.time, [0.0, 1.0, 2.0, 3.0, 4.0])
+    # t=1: 1 - 1/5; t=2: the censored subject is at risk, 1 - 1/4; t=3: 1 - 1/2; the
+    # censoring at 4 (last follow-up) carries 0.3 on.
+    s3 = 4 / 5 * 3 / 4 * 1 / 2
+    assert_allclose(km.survival, [1.0, 4 / 5, 4 / 5 * 3 / 4, s3, s3], rtol=1e-12)
+    assert_array_equal(km.at_risk, [5.0, 5.0, 4.0, 2.0, 1.0])
     assert km.n == 5
 
 
@@ -44,27 +47,30 @@ def test_tied_events_and_censorings() -> None:
     t = np.array([2.0, 2, 2, 5, 5, 7, 8, 8])
     e = np.array([True, True, False, True, False, True, False, False])
     km = kaplan_meier(t, e)
-    assert_array_equal(km.time, [0.0, 2.0, 5.0, 7.0])
-    # t=2: 8 at risk, 2 die; t=5: 5 at risk, 1 dies; t=7: 3 at risk, 1 dies.
-    assert_allclose(km.survival, [1.0, 6 / 8, 6 / 8 * 4 / 5, 6 / 8 * 4 / 5 * 2 / 3], rtol=1e-12)
-    assert_array_equal(km.at_risk, [8.0, 8.0, 5.0, 3.0])
+    assert_array_equal(km.time, [0.0, 2.0, 5.0, 7.0, 8.0])
+    # t=2: 8 at risk, 2 die; t=5: 5 at risk, 1 dies; t=7: 3 at risk, 1 dies; 2 censored at 8.
+    s7 = 6 / 8 * 4 / 5 * 2 / 3
+    assert_allclose(km.survival, [1.0, 6 / 8, 6 / 8 * 4 / 5, s7, s7], rtol=1e-12)
+    assert_array_equal(km.at_risk, [8.0, 8.0, 5.0, 3.0, 2.0])
     assert km.median() == 7.0
 
 
 def test_unsorted_input_and_early_censoring() -> None:
     """Order of input is irrelevant; a censoring before the first event shrinks the risk set."""
     km = kaplan_meier(np.array([3.0, 0.5, 1.0]), np.array([True, False, True]))
-    assert_array_equal(km.time, [0.0, 1.0, 3.0])
+    assert_array_equal(km.time, [0.0, 1.0, 3.0])  # last follow-up is an event: no extra step
     assert_allclose(km.survival, [1.0, 0.5, 0.0], rtol=1e-12)
     assert_array_equal(km.at_risk, [3.0, 2.0, 1.0])
     assert km.median() == 1.0  # S reaches exactly 0.5 at t = 1: "0.5 or below"
 
 
 def test_all_censored() -> None:
-    """With no events survival stays 1: one step at 0, median and its CI None."""
+    """With no events survival stays 1 from 0 to the last follow-up; median and its CI None."""
     km = kaplan_meier(np.array([1.0, 2.0, 5.0]), np.zeros(3, dtype=bool))
-    assert_array_equal(km.time, [0.0])
-    assert_array_equal(km.survival, [1.0])
+    assert_array_equal(km.time, [0.0, 5.0])
+    assert_array_equal(km.survival, [1.0, 1.0])
+    assert_array_equal(km.ci_low, [1.0, 1.0])
+    assert_array_equal(km.ci_high, [1.0, 1.0])
     assert km.median() is None
     assert km.median_ci() == (None, None)
     assert km.at(100.0) == 1.0
@@ -107,7 +113,7 @@ def test_median_never_reached() -> None:
 
 
 def test_log_log_ci_hand_value() -> None:
-    """Greenwood log(-log) CI at t=2 of the tie example equals the hand value (0.1257, 0.8818); 1e-9.
+    """Greenwood log(-log) CI at t=2 of the tie example is the hand value (0.1257, 0.8818); 1e-9.
 
     Greenwood sum 1/(5*4) + 1/(4*3) = 2/15; se = sqrt(2/15)/|ln 0.6| = 0.714818;
     lower = 0.6**exp(+1.959964*se) = 0.125730, upper = 0.6**exp(-1.959964*se) = 0.881756

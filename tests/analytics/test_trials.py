@@ -156,7 +156,7 @@ def test_summary_side_effect_rates(small_result: TrialResult) -> None:
 
 
 def test_patient_columns(small_design: TrialDesign, small_result: TrialResult) -> None:
-    """Export has arm names in (arm, patient) order, fixed columns and nrs_week_N from the matrix."""
+    """Export has arm names in (arm, patient) order, fixed columns and nrs_week_N of the matrix."""
     cols = small_result.patient_columns()
     n = small_design.n_per_arm
     assert_array_equal(cols["arm"], ["ketamine"] * n + ["placebo"] * n)

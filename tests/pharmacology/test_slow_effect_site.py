@@ -180,10 +180,8 @@ def test_requesting_the_slow_site_without_slow_ke0_is_an_error():
     params = get_model("domino-cl79").parameters(Covariates.single(weight_kg=70.0))
     assert params.slow_ke0_per_h is None
     schedule = Schedule.of(Bolus(time_h=0.0, dose_mg=10.0))
-    with pytest.raises(InvalidValueError, match="^outputs must be without the slow effect site"):
-        simulate(
-            params, schedule, times_h=np.ones(1), outputs=(Output.KETAMINE_SLOW_EFFECT_SITE,)
-        )
+    with pytest.raises(InvalidValueError, match=r"^outputs must be without the slow effect site"):
+        simulate(params, schedule, times_h=np.ones(1), outputs=(Output.KETAMINE_SLOW_EFFECT_SITE,))
 
 
 def test_slow_site_state_is_appended_after_the_fast_site():
@@ -249,5 +247,5 @@ def test_slow_site_per_subject_rates_match_single_subject_runs():
 def test_invalid_slow_ke0_names_the_field(value):
     """Non-positive, non-finite or implausible slow ke0 raises naming slow_ke0_per_h."""
     params = get_model("domino-cl79").parameters(Covariates.single(weight_kg=70.0))
-    with pytest.raises(InvalidValueError, match="^slow_ke0_per_h must be"):
+    with pytest.raises(InvalidValueError, match=r"^slow_ke0_per_h must be"):
         params.with_slow_effect_site(np.array([value]))

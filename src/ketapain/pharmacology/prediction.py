@@ -57,13 +57,21 @@ def dosing_time_grid(
     if not (np.isfinite(coarse_h) and 0 < coarse_h <= 24 * 7):
         raise InvalidValueError("coarse_h", "above 0 and at most 168", coarse_h)
     step = float(min_to_h(resolution_min))
-    parts = [np.arange(0.0, end_h + 1e-9, coarse_h), np.array([end_h])]
+    sampled = [np.arange(0.0, end_h, coarse_h)]
+    exact = [0.0, float(end_h)]
     for dose in schedule.doses:
         lo, hi = dose.start_h, min(dose.end_h + _AFTER_DOSE_H, end_h)
         if lo < end_h:
-            parts.append(np.arange(lo, hi + 1e-9, step))
-            parts.append(np.array([lo, min(dose.end_h, end_h)]))
-    t = np.unique(np.round(np.concatenate(parts), 9))
+            sampled.append(np.arange(lo, hi, step))
+            exact += [lo, min(dose.end_h, end_h)]
+    bounds = np.unique(np.asarray(exact))
+    grid = np.unique(np.concatenate(sampled))
+    grid = grid[np.concatenate(([True], np.diff(grid) > 1e-9))]
+    # Drop sampled points within 1e-9 h of an exact time (a dose boundary or the end), so
+    # boundaries and the end are kept exactly and the grid stays strictly increasing.
+    i = np.clip(np.searchsorted(bounds, grid), 1, bounds.size - 1)
+    near = np.minimum(np.abs(grid - bounds[i - 1]), np.abs(grid - bounds[i])) < 1e-9
+    t = np.union1d(grid[~near], bounds)
     return t[(t >= 0) & (t <= end_h)]
 
 
@@ -167,11 +175,12 @@ def predict(
     nrs_resp = predicted_nrs(b, acute_relief=acute, sustained_relief=sustained)
     nrs_non = predicted_nrs(b, acute_relief=acute)
     q, p0 = pd.sustained.p_drug_response, pd.sustained.p_response_placebo
+    treated = t >= schedule.start_h()  # the placebo response starts with treatment
     nrs_expected = predicted_nrs(
         b,
         acute_relief=acute,
         sustained_relief=q * sustained,
-        placebo_relief=p0 * pd.sustained.placebo_relief,
+        placebo_relief=np.where(treated, p0 * pd.sustained.placebo_relief, 0.0),
     )
     map_rise = pd.cardiovascular.map_rise(s_effect)
     hr_rise = pd.cardiovascular.heart_rate_rise(s_effect)
@@ -199,8 +208,8 @@ def predict(
     )
     weight_for_dose = float(params.weight_kg[0])
     summary = PredictionSummary(
-        total_dose_mg=schedule.total_dose_mg(weight_kg=weight_for_dose),
-        end_of_treatment_h=end_treatment,
+        total_dose_mg=float(schedule.total_dose_mg(weight_kg=weight_for_dose)),
+        end_of_treatment_h=float(end_treatment),
         peak_plasma_ng_per_ml=float(plasma.max()),
         peak_s_plasma_ng_per_ml=float(s * plasma.max()),
         peak_s_effect_site_ng_per_ml=float(s_effect.max()),
@@ -213,7 +222,7 @@ def predict(
         bp_warning=bool(map_rise.max() > pd.cardiovascular.map_rise_warning),
         peak_sustained_relief=float(sustained.max()),
         response_probability=pd.sustained.p_response,
-        time_to_relief_h=None if np.isnan(ttr) else float(ttr),
+        time_to_relief_h=None if np.isnan(ttr) else max(float(ttr) - schedule.start_h(), 0.0),
         relief_duration_days=float(duration[0]),
         relief_censored=bool(censored[0]),
         lowest_nrs=float(nrs_resp.min()),

@@ -77,13 +77,15 @@ class BaselineNRS:
 
     mean: float = CALIBRATED_BASELINE_MEAN
     sd: float = CALIBRATED_BASELINE_SD
-    low: float = 4.0  # severe-pain inclusion (Sigtermans 2009: "severe pain at baseline")
+    low: float = 1.0  # clipping bounds, not an inclusion rule; with the calibrated SD of 0
+    # they do not bind. A study's inclusion threshold belongs here when it has one.
     high: float = NRS_MAX
 
     def __post_init__(self) -> None:
-        if not (0 <= self.low < self.high <= NRS_MAX):
+        if not (0 < self.low < self.high <= NRS_MAX):
+            # Responses are reductions relative to baseline, so a baseline of 0 is excluded.
             raise InvalidValueError(
-                "baseline.low/high", "0 <= low < high <= 10", (self.low, self.high)
+                "baseline.low/high", "0 < low < high <= 10", (self.low, self.high)
             )
         if not (self.low <= self.mean <= self.high):
             raise InvalidValueError(
@@ -298,7 +300,10 @@ def simulate_chunk(design: TrialDesign, arm_index: int, chunk_index: int) -> Chu
         fixed = arm.schedule.total_dose_mg(weight_kg=1.0)
         per_kg = arm.schedule.total_dose_mg(weight_kg=2.0) - fixed
         total = fixed + per_kg * (params.weight_kg - 1.0)
-    placebo = np.where(placebo_responder, sus.placebo_relief, 0.0)[:, None]
+    # The placebo response starts with treatment (a day-0 diary before the first dose
+    # shows none).
+    treated = diary >= arm.schedule.start_h()
+    placebo = np.where(placebo_responder[:, None] & treated[None, :], sus.placebo_relief, 0.0)
     true_nrs = predicted_nrs(
         baseline[:, None], acute_relief=acute, sustained_relief=sustained, placebo_relief=placebo
     )

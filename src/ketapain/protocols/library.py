@@ -131,8 +131,10 @@ def load_protocol_file(path: str | Path) -> Protocol:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise InvalidValueError("protocol file", "an existing file", str(p)) from None
+    except UnicodeDecodeError:
+        raise ModelFileError(str(p), "(file)", "UTF-8 text", "undecodable bytes") from None
     except tomllib.TOMLDecodeError as err:
         raise ModelFileError(str(p), "(file)", f"valid TOML ({err})", "...") from None
     try:
@@ -150,14 +152,18 @@ def _parse(data: dict[str, Any], path: Path) -> Protocol:
     name = _text(data, "name")
     if not _NAME.match(name):
         raise InvalidValueError("name", "lower-case letters, digits and dashes", name)
+    drug_text = data.get("drug")
     try:
-        drug = Drug(_text(data, "drug"))
+        drug = Drug(str(drug_text))
     except ValueError:
         raise InvalidValueError(
-            "drug", f"one of {', '.join(d.value for d in Drug)}", data["drug"]
+            "drug", f"one of {', '.join(d.value for d in Drug)}", drug_text
         ) from None
     model = _text(data, "model")
-    pk = get_model(model)
+    try:
+        pk = get_model(model)
+    except UnknownNameError as err:
+        raise InvalidValueError("model", f"one of {', '.join(err.known)}", model) from None
     if pk.drug is not drug:
         raise InvalidValueError("model", f"a {drug.value} model", f"{model} ({pk.drug.value})")
     cap = data.get("max_rate_mg_per_h")

@@ -81,7 +81,7 @@ def test_more_relief_never_raises_pain(b, r1, r2):
 @pytest.mark.parametrize("baseline", [-0.1, 10.5, np.nan, np.inf])
 def test_bad_baseline_names_the_field(baseline):
     """Baselines outside 0-10 raise InvalidValueError naming baseline_nrs."""
-    with pytest.raises(InvalidValueError, match="^baseline_nrs must be between 0 and 10"):
+    with pytest.raises(InvalidValueError, match=r"^baseline_nrs must be between 0 and 10"):
         predicted_nrs(baseline)
 
 
@@ -166,7 +166,7 @@ def test_threshold_must_be_strictly_between_0_and_1(threshold):
 
 def test_bad_baseline_in_time_to_relief_names_the_field():
     """time_to_relief_h validates baselines like predicted_nrs does."""
-    with pytest.raises(InvalidValueError, match="^baseline_nrs"):
+    with pytest.raises(InvalidValueError, match=r"^baseline_nrs"):
         time_to_relief_h(T, np.ones((1, 4)), np.array([12.0]))
 
 
@@ -247,11 +247,6 @@ def test_relief_duration_is_non_negative_and_bounded(b, nrs, after):
     assert bool(censored[0]) == bool(nrs[-1] <= 0.7 * b and t[-1] >= after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="src bug: a scalar baseline with several rows indexes level[r] out of bounds",
-)
 def test_scalar_baseline_applies_to_every_row():
     """A scalar baseline is documented as ArrayLike and should apply to every row."""
     nrs = np.array([[8.0, 4.0, 5.0, 7.0], [8.0, 8.0, 4.0, 8.0]])

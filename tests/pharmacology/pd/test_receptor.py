@@ -45,9 +45,7 @@ def test_hand_computed_s_ketamine_occupancy():
 def test_hand_computed_mixture_occupancy():
     """S + R + racemic NK add as competitors of one site: x = sum fu C/Ki (rtol 1e-12)."""
     x = 0.53 * (
-        (60.0 / KETAMINE_MW) / 0.30
-        + (60.0 / KETAMINE_MW) / 1.4
-        + (150.0 / NORKETAMINE_MW) / 0.97
+        (60.0 / KETAMINE_MW) / 0.30 + (60.0 / KETAMINE_MW) / 1.4 + (150.0 / NORKETAMINE_MW) / 0.97
     )
     got = nmda_occupancy(
         s_ketamine_ng_per_ml=60.0, r_ketamine_ng_per_ml=60.0, norketamine_ng_per_ml=150.0

@@ -75,6 +75,14 @@ def _threshold(baseline_nrs: ArrayLike, threshold: float) -> FloatArray:
     return (1.0 - threshold) * check_baseline(baseline_nrs)
 
 
+def _levels(baseline_nrs: ArrayLike, threshold: float, n_rows: int) -> FloatArray:
+    """Relief level per row, shape (n_rows, 1); one baseline applies to every row."""
+    level = _threshold(baseline_nrs, threshold).reshape(-1)
+    if level.size not in (1, n_rows):
+        raise InvalidValueError("baseline_nrs", f"one value or {n_rows} values", level.size)
+    return np.broadcast_to(level, (n_rows,)).reshape(-1, 1).copy()
+
+
 def time_to_relief_h(
     time_h: FloatArray,
     nrs: FloatArray,
@@ -86,7 +94,7 @@ def time_to_relief_h(
 
     ``nrs`` has shape (N, T); the crossing is interpolated linearly between samples.
     """
-    level = _threshold(baseline_nrs, threshold).reshape(-1, 1)
+    level = _levels(baseline_nrs, threshold, nrs.shape[0])
     below = nrs <= level
     hit = below.any(axis=1)
     k = np.argmax(below, axis=1)
@@ -111,7 +119,7 @@ def relief_duration_days(
     Returns ``(duration_days, censored)``: censored is true for patients still relieved
     at the last sample, whose duration is then a lower bound.
     """
-    level = _threshold(baseline_nrs, threshold).reshape(-1, 1)
+    level = _levels(baseline_nrs, threshold, nrs.shape[0])
     relieved = (nrs <= level) & (time_h >= after_h)[None, :]
     any_relief = relieved.any(axis=1)
     last = nrs.shape[1] - 1 - np.argmax(relieved[:, ::-1], axis=1)
