@@ -298,7 +298,10 @@ def compare_command(
         "lowest NRS",
         "relief after treatment",
     ):
-        table.add_column(col, justify="left" if col == "protocol" else "right")
+        if col == "protocol":  # names in full, however narrow the terminal
+            table.add_column(col, no_wrap=True, min_width=max(len(p.name) for p in plans))
+        else:
+            table.add_column(col, justify="right")
     for p, pr in zip(plans, preds, strict=True):
         s = pr.summary
         table.add_row(
