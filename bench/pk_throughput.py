@@ -52,9 +52,9 @@ from numpy.typing import NDArray
 from PyTCI.models.base import Three
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from scipy.integrate import solve_ivp
 
+from _tables import show
 from ketapain.pharmacology import Covariates, Infusion, Output, PKParameters, Schedule, simulate
 from ketapain.pharmacology.model import ALLOMETRIC, PKModel, set_variability, set_weight_scaling
 from ketapain.pharmacology.models import get_model
@@ -295,16 +295,6 @@ def judge(figures: dict[str, Any]) -> list[dict[str, Any]]:
         ("peak memory under 2 GB", f"{peak / 1e6:,.0f} MB", peak < MAX_PEAK_BYTES),
     ]
     return [{"target": t, "measured": m, "passed": bool(ok)} for t, m, ok in rows]
-
-
-def show(console: Console, title: str, columns: str, rows: list[list[str]], left: int) -> None:
-    """Print a table of ``columns`` (separated by '|'); the first ``left`` align left."""
-    out = Table(title=title)
-    for k, col in enumerate(columns.split("|")):
-        out.add_column(col, justify="left" if k < left else "right")
-    for row in rows:
-        out.add_row(*row)
-    console.print(out)
 
 
 def report(figures: dict[str, Any], console: Console) -> None:

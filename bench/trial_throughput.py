@@ -48,7 +48,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -58,17 +57,22 @@ from dask.distributed import Client, LocalCluster
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from scipy.integrate import solve_ivp
 
+from _tables import show
 from ketapain.analytics.trials import TrialResult, run_trial
 from ketapain.pharmacology.parameters import PKParameters
-from ketapain.pharmacology.pd.pain import NRS_MAX, predicted_nrs, relief_duration_days
-from ketapain.pharmacology.population import virtual_population
-from ketapain.pharmacology.prediction import dosing_time_grid
 from ketapain.pharmacology.schedules import Schedule
-from ketapain.pharmacology.simulation import Output, simulate
-from ketapain.pharmacology.trial import Arm, TrialDesign
+from ketapain.pharmacology.simulation import simulate
+from ketapain.pharmacology.trial import (
+    CHUNK_OUTPUTS,
+    Arm,
+    PatientDraws,
+    TrialDesign,
+    draw_patients,
+    output_times,
+    patient_outcomes,
+)
 from ketapain.protocols.library import get_protocol
 
 FloatArray = NDArray[np.float64]
@@ -81,7 +85,6 @@ WORKERS = 2
 FOLLOW_UP_WEEKS = 12
 SEED = 2009
 MAX_SECONDS, MAX_PEAK_BYTES = 60.0, 4e9
-OUTPUTS = (Output.KETAMINE_PLASMA, Output.KETAMINE_EFFECT_SITE, Output.KETAMINE_SLOW_EFFECT_SITE)
 CURVES = ("plasma", "effect site", "slow effect site")
 
 
@@ -97,18 +100,6 @@ def make_design(n: int) -> TrialDesign:
         dosing_weight_cap_kg=p.max_rate_mg_per_h / per_kg,
     )
     return TrialDesign(arms=(arm,), n_per_arm=n, seed=SEED, follow_up_weeks=FOLLOW_UP_WEEKS)
-
-
-def output_times(design: TrialDesign, arm: Arm) -> tuple[FloatArray, NDArray[np.intp]]:
-    """The times ``simulate_chunk`` reads concentrations at, and the diary columns."""
-    fine = dosing_time_grid(
-        arm.schedule,
-        end_h=min(arm.schedule.end_h() + 2.0, design.horizon_h),
-        resolution_min=design.resolution_min,
-        coarse_h=24.0,
-    )
-    times = np.union1d(fine, design.diary_times_h)
-    return times, np.searchsorted(times, design.diary_times_h)
 
 
 # --- memory -----------------------------------------------------------------------------
@@ -216,59 +207,11 @@ def run_ketapain(design: TrialDesign, console: Console) -> tuple[dict[str, Any],
 # --- the solve_ivp baseline -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Draws:
-    """One chunk's random draws, in ``simulate_chunk``'s order, and the dosing params."""
-
-    params: PKParameters  # dosing weight capped, slow effect site added
-    placebo_responder: BoolArray
-    drug_responder: BoolArray
-    c50: FloatArray
-    baseline: FloatArray
-    side_u: FloatArray
-    noise: FloatArray
-
-    def take(self, rows: NDArray[np.intp]) -> Draws:
-        """The draws of ``rows`` (indices within the chunk)."""
-        return Draws(
-            self.params.take(rows),
-            self.placebo_responder[rows],
-            self.drug_responder[rows],
-            self.c50[rows],
-            self.baseline[rows],
-            self.side_u[rows],
-            self.noise[rows],
-        )
-
-
-def chunk_draws(design: TrialDesign, arm_index: int, chunk_index: int) -> Draws:
-    """Reproduce the draws of one chunk of the trial (see ``simulate_chunk``)."""
-    arm = design.arms[arm_index]
-    n = min(design.chunk_size, design.n_per_arm - chunk_index * design.chunk_size)
-    seq = np.random.SeedSequence(design.seed, spawn_key=(arm_index, chunk_index))
-    rng = np.random.default_rng(seq)
-    sus = design.pd.sustained
-    pop = virtual_population(arm.model, n=n, seed=rng, distribution=design.covariates)
-    placebo_responder = rng.random(n) < sus.p_response_placebo
-    drug_responder = (rng.random(n) < sus.p_drug_response) & (not arm.placebo)
-    c50 = sus.c50_ng_per_ml * np.exp(sus.omega_c50 * rng.standard_normal(n))
-    t_half_h = 24.0 * sus.t_half_days * np.exp(sus.omega_t_half * rng.standard_normal(n))
-    baseline = design.baseline.sample(n, rng)
-    side_u = rng.random(n)
-    noise = rng.standard_normal((n, design.n_days + 1)) * design.residual_sd
-    params = pop.parameters
-    if arm.dosing_weight_cap_kg is not None:
-        capped = np.minimum(params.weight_kg, arm.dosing_weight_cap_kg)
-        params = replace(params, weight_kg=capped)
-    params = params.with_slow_effect_site(np.log(2.0) / t_half_h)
-    return Draws(params, placebo_responder, drug_responder, c50, baseline, side_u, noise)
-
-
-def sampled_draws(design: TrialDesign, ids: NDArray[np.intp]) -> list[Draws]:
-    """One single-patient ``Draws`` per patient id (arm 0)."""
+def sampled_draws(design: TrialDesign, ids: NDArray[np.intp]) -> list[PatientDraws]:
+    """The trial's own draws of each sampled patient id (arm 0), one patient each."""
     out = []
     for chunk in np.unique(ids // design.chunk_size).tolist():
-        draws = chunk_draws(design, 0, chunk)
+        draws = draw_patients(design, 0, chunk)
         rows = ids[ids // design.chunk_size == chunk] - chunk * design.chunk_size
         out.extend(draws.take(np.array([r])) for r in rows.tolist())
     return out
@@ -331,46 +274,8 @@ def ivp_concentrations(p: PKParameters, schedule: Schedule, times: FloatArray) -
 
 def ketapain_concentrations(p: PKParameters, schedule: Schedule, times: FloatArray) -> FloatArray:
     """The same three curves of one patient by ketapain's ``simulate``, shape (3, T)."""
-    prof = simulate(p, schedule, times_h=times, outputs=OUTPUTS)
+    prof = simulate(p, schedule, times_h=times, outputs=CHUNK_OUTPUTS)
     return np.stack([curve[0] for curve in prof.curves().values()])
-
-
-def pd_outcomes(
-    design: TrialDesign, conc: FloatArray, d: Draws, at_diary: NDArray[np.intp]
-) -> dict[str, FloatArray]:
-    """The trial's PD (as in ``simulate_chunk``) on one patient's (3, T) concentrations."""
-    arm, pd, sus = design.arms[0], design.pd, design.pd.sustained
-    s = arm.model.s_fraction
-    plasma, effect, slow = conc[0][None, :], conc[1][None, :], conc[2][None, :]
-    peak_effect_s = s * effect.max(axis=1)
-    acute = pd.acute.relief(s * effect[:, at_diary])
-    sustained = np.where(
-        d.drug_responder[:, None],
-        sus.relief(s * slow[:, at_diary], c50_ng_per_ml=d.c50[:, None]),
-        0.0,
-    )
-    peak_psy = pd.acute.effect(peak_effect_s)
-    peak_map = pd.cardiovascular.map_rise(peak_effect_s)
-    fixed = arm.schedule.total_dose_mg(weight_kg=1.0)
-    per_kg = arm.schedule.total_dose_mg(weight_kg=2.0) - fixed
-    placebo = np.where(d.placebo_responder, sus.placebo_relief, 0.0)[:, None]
-    true_nrs = predicted_nrs(
-        d.baseline[:, None], acute_relief=acute, sustained_relief=sustained, placebo_relief=placebo
-    )
-    relief, censored = relief_duration_days(
-        design.diary_times_h, true_nrs, d.baseline, after_h=arm.schedule.end_h()
-    )
-    return {
-        "peak_s_plasma_ng_per_ml": s * plasma.max(axis=1),
-        "peak_psychotomimetic_effect": peak_psy,
-        "psychotomimetic": d.side_u < pd.acute.side_effect_probability(peak_psy),
-        "peak_map_rise": peak_map,
-        "bp_warning": peak_map > pd.cardiovascular.map_rise_warning,
-        "total_dose_mg": fixed + per_kg * (d.params.weight_kg - 1.0),
-        "nrs": np.clip(true_nrs + d.noise, 0.0, NRS_MAX).astype(np.float32),
-        "relief_days": relief,
-        "relief_censored": censored,
-    }
 
 
 def run_baseline(
@@ -387,13 +292,17 @@ def run_baseline(
         task = progress.add_task("solve_ivp", total=len(draws))
         start = time.perf_counter()
         for d in draws:
+            assert d.params is not None
             conc = ivp_concentrations(d.params, arm.schedule, times)
-            outcomes.append(pd_outcomes(design, conc, d, at_diary))
+            curves = (conc[0][None, :], conc[1][None, :], conc[2][None, :])
+            outcomes.append(patient_outcomes(design, arm, d, curves, at_diary))
             ivp.append(conc)
             progress.advance(task)
         seconds = time.perf_counter() - start
     ref = np.stack(ivp)  # (S, 3, T)
-    kp = np.stack([ketapain_concentrations(d.params, arm.schedule, times) for d in draws])
+    kp = np.stack(
+        [ketapain_concentrations(d.params, arm.schedule, times) for d in draws if d.params]
+    )
     conc_diff = {}
     for k, name in enumerate(CURVES):
         diff = np.abs(kp[:, k] - ref[:, k])
@@ -477,16 +386,6 @@ def judge(figures: dict[str, Any]) -> list[dict[str, Any]]:
         ),
     ]
     return [{"target": t, "measured": m, "passed": bool(ok)} for t, m, ok in rows]
-
-
-def show(console: Console, title: str, columns: str, rows: list[list[str]], left: int) -> None:
-    """Print a table of ``columns`` (separated by '|'); the first ``left`` align left."""
-    out = Table(title=title)
-    for k, col in enumerate(columns.split("|")):
-        out.add_column(col, justify="left" if k < left else "right")
-    for row in rows:
-        out.add_row(*row)
-    console.print(out)
 
 
 def report(figures: dict[str, Any], console: Console) -> None:

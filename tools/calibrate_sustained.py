@@ -24,10 +24,10 @@ from dataclasses import replace
 import numpy as np
 from scipy import optimize, stats
 
-from ketapain.analytics.trials import run_trial
+from ketapain.analytics.trials import TrialResult, run_trial
 from ketapain.pharmacology.pd import PDModel
 from ketapain.pharmacology.reference_trials import sigtermans_2009
-from ketapain.pharmacology.trial import BaselineNRS
+from ketapain.pharmacology.trial import BaselineNRS, TrialDesign
 
 TARGET = np.array([2.68, 5.45, 0.51 * np.sqrt(30), 0.48 * np.sqrt(30)])
 N_PER_ARM = 10_000
@@ -35,21 +35,29 @@ SEED = 1
 RESIDUAL_SD = 1.0
 
 
-def week1(theta: np.ndarray) -> np.ndarray:
+def design(theta: np.ndarray, report_weeks: tuple[int, ...]) -> TrialDesign:
+    """The large virtual Sigtermans trial with the four calibrated values ``theta``."""
     gamma, placebo, mean, spread = theta
     pd = PDModel()
     pd = replace(pd, sustained=replace(pd.sustained, gamma=gamma, placebo_relief=placebo))
-    design = sigtermans_2009(
+    return sigtermans_2009(
         n_per_arm=N_PER_ARM,
         seed=SEED,
         pd=pd,
         baseline=BaselineNRS(mean=mean, sd=spread),
         residual_sd=RESIDUAL_SD,
-        report_weeks=(1,),
+        report_weeks=report_weeks,
     )
-    result = run_trial(design, scheduler="inline")
-    k = result.nrs[result.arm_rows(0), 7].astype(float)
-    p = result.nrs[result.arm_rows(1), 7].astype(float)
+
+
+def scores(result: TrialResult, week: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ketamine and placebo scores at ``week``."""
+    k, p = (result.nrs[result.arm_rows(a), 7 * week].astype(float) for a in (0, 1))
+    return k, p
+
+
+def week1(theta: np.ndarray) -> np.ndarray:
+    k, p = scores(run_trial(design(theta, (1,)), scheduler="inline"), 1)
     return np.array([k.mean(), p.mean(), k.std(ddof=1), p.std(ddof=1)])
 
 
@@ -69,19 +77,10 @@ def main() -> None:
     print(
         "week-1 fit (ketamine mean, placebo mean, ketamine SD, placebo SD):", week1(fit.x).round(3)
     )
-    pd = PDModel()
-    pd = replace(pd, sustained=replace(pd.sustained, gamma=gamma, placebo_relief=placebo))
-    big = sigtermans_2009(
-        n_per_arm=N_PER_ARM,
-        seed=SEED,
-        pd=pd,
-        baseline=BaselineNRS(mean=mean, sd=spread),
-        residual_sd=RESIDUAL_SD,
-    )
+    big = design(fit.x, tuple(range(1, 13)))
     res = run_trial(big, scheduler="inline")
     for w in big.report_weeks:
-        k = res.nrs[res.arm_rows(0), 7 * w].astype(float)
-        p = res.nrs[res.arm_rows(1), 7 * w].astype(float)
+        k, p = scores(res, w)
         gap = p.mean() - k.mean()
         se30 = np.sqrt(k.var(ddof=1) / 30 + p.var(ddof=1) / 30)
         p30 = 2 * stats.t.sf(abs(gap) / se30, df=58)

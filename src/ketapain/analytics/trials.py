@@ -248,6 +248,7 @@ class TrialResult:
         """Summaries of every arm (see module docstring)."""
         d = self.design
         placebo = next((i for i, a in enumerate(d.arms) if a.placebo), None)
+        placebo_rows = None if placebo is None else self.arm_rows(placebo)
         days = np.arange(d.n_days + 1, dtype=float)
         out = []
         for i, arm in enumerate(d.arms):
@@ -259,9 +260,8 @@ class TrialResult:
                 score = nrs[:, 7 * w]
                 reduction = (base - score) / base
                 p_value = None
-                if placebo is not None and placebo != i:
-                    other = self.nrs[self.arm_rows(placebo), 7 * w].astype(float)
-                    p_value = _welch_p(score, other)
+                if placebo_rows is not None and placebo != i:
+                    p_value = _welch_p(score, self.nrs[placebo_rows, 7 * w].astype(float))
                 weeks.append(
                     WeekSummary(
                         week=w,

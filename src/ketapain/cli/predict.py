@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,27 @@ console = Console()
 err_console = Console(stderr=True)
 
 SEED_COMPARISON = ("single-day", "ten-weekdays", "five-day-ramp", "continuous-100h")
+
+
+class ReportFormat(StrEnum):
+    """How a command prints its result."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+# Options shared by `predict` and `compare`.
+ModelOption = Annotated[str, typer.Option("--model", help="PK model for --schedule")]
+BaselineOption = Annotated[
+    float, typer.Option("--baseline-nrs", help="pain before treatment, NRS 0-10")
+]
+SexOption = Annotated[Sex, typer.Option("--sex")]
+AgeOption = Annotated[float, typer.Option("--age-y", help="age, years")]
+FollowUpOption = Annotated[
+    float, typer.Option("--follow-up-days", help="days predicted after the last dose")
+]
+FormatOption = Annotated[ReportFormat, typer.Option("--format")]
+PlotOption = Annotated[Path, typer.Option("--plot", help="PNG figure to write")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -142,28 +164,18 @@ def predict_command(
     schedule: Annotated[
         Path | None, typer.Option("--schedule", help="schedule JSON file (with --model)")
     ] = None,
-    model_name: Annotated[str, typer.Option("--model", help="PK model for --schedule")] = (
-        DEFAULT_MODEL
-    ),
+    model_name: ModelOption = DEFAULT_MODEL,
     model_file: Annotated[
         Path | None, typer.Option("--model-file", help="user-defined model (TOML)")
     ] = None,
-    baseline_nrs: Annotated[
-        float, typer.Option("--baseline-nrs", help="pain before treatment, NRS 0-10")
-    ] = 7.0,
-    sex: Annotated[Sex, typer.Option("--sex")] = Sex.MALE,
-    age_y: Annotated[float, typer.Option("--age-y", help="age, years")] = 40.0,
-    follow_up_days: Annotated[
-        float, typer.Option("--follow-up-days", help="days predicted after the last dose")
-    ] = DEFAULT_FOLLOW_UP_DAYS,
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
-    plot: Annotated[Path, typer.Option("--plot", help="PNG figure to write")] = Path(
-        "ketapain-prediction.png"
-    ),
+    baseline_nrs: BaselineOption = 7.0,
+    sex: SexOption = Sex.MALE,
+    age_y: AgeOption = 40.0,
+    follow_up_days: FollowUpOption = DEFAULT_FOLLOW_UP_DAYS,
+    fmt: FormatOption = ReportFormat.TABLE,
+    plot: PlotOption = Path("ketapain-prediction.png"),
 ) -> None:
     """Predict concentrations, receptor occupancy, relief and side effects for one patient."""
-    if fmt not in ("table", "json"):
-        raise fail(f"--format must be table or json; got {fmt!r}")
     given = [x for x in (protocol, protocol_file, schedule) if x is not None]
     if len(given) != 1:
         raise fail("give exactly one of --protocol, --protocol-file or --schedule")
@@ -189,7 +201,7 @@ def predict_command(
         )
     except (KetapainError, OSError) as err:
         raise fail(str(err)) from None
-    if fmt == "json":
+    if fmt is ReportFormat.JSON:
         typer.echo(json.dumps(summary_row(plan, pred) | {"plot": str(plot)}, indent=2))
         return
     s = pred.summary
@@ -240,23 +252,15 @@ def compare_command(
     schedules: Annotated[
         list[Path] | None, typer.Option("--schedule", help="schedule JSON file (repeat)")
     ] = None,
-    model_name: Annotated[str, typer.Option("--model", help="PK model for --schedule")] = (
-        DEFAULT_MODEL
-    ),
-    baseline_nrs: Annotated[float, typer.Option("--baseline-nrs", help="NRS 0-10")] = 7.0,
-    sex: Annotated[Sex, typer.Option("--sex")] = Sex.MALE,
-    age_y: Annotated[float, typer.Option("--age-y", help="age, years")] = 40.0,
-    follow_up_days: Annotated[
-        float, typer.Option("--follow-up-days", help="days predicted after the last dose")
-    ] = DEFAULT_FOLLOW_UP_DAYS,
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
-    plot: Annotated[Path, typer.Option("--plot", help="PNG figure to write")] = Path(
-        "ketapain-compare.png"
-    ),
+    model_name: ModelOption = DEFAULT_MODEL,
+    baseline_nrs: BaselineOption = 7.0,
+    sex: SexOption = Sex.MALE,
+    age_y: AgeOption = 40.0,
+    follow_up_days: FollowUpOption = DEFAULT_FOLLOW_UP_DAYS,
+    fmt: FormatOption = ReportFormat.TABLE,
+    plot: PlotOption = Path("ketapain-compare.png"),
 ) -> None:
     """Compare protocols for the same patient (default: the four seed protocols)."""
-    if fmt not in ("table", "json"):
-        raise fail(f"--format must be table or json; got {fmt!r}")
     try:
         model = get_model(model_name)
         plans = [plan_from_protocol(p) for p in protocols or []]
@@ -285,7 +289,7 @@ def compare_command(
     except (KetapainError, OSError) as err:
         raise fail(str(err)) from None
     rows = [summary_row(p, pr) for p, pr in zip(plans, preds, strict=True)]
-    if fmt == "json":
+    if fmt is ReportFormat.JSON:
         typer.echo(json.dumps({"protocols": rows, "plot": str(plot)}, indent=2))
         return
     table = Table(title=f"Protocols for {weight_kg:g} kg, baseline NRS {baseline_nrs:g}")
@@ -321,12 +325,10 @@ def compare_command(
     console.print(f"Figure written to [bold]{plot}[/]")
 
 
-def protocols_command(
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
-) -> None:
+def protocols_command(fmt: FormatOption = ReportFormat.TABLE) -> None:
     """List the built-in protocols with their sources."""
     items = list_protocols()
-    if fmt == "json":
+    if fmt is ReportFormat.JSON:
         typer.echo(
             json.dumps(
                 [
@@ -346,8 +348,6 @@ def protocols_command(
             )
         )
         return
-    if fmt != "table":
-        raise fail(f"--format must be table or json; got {fmt!r}")
     table = Table(title="ketapain protocols", show_lines=True)
     for col in ("name", "title", "drug / model", "sources"):
         table.add_column(col, overflow="fold")

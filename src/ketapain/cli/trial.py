@@ -14,6 +14,7 @@ Writes to ``--output-dir``:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from rich.table import Table
 
 from ketapain import __version__
 from ketapain.analytics.trials import INLINE, ArmSummary, TrialResult, run_trial
-from ketapain.cli.predict import fail, plan_from_protocol
+from ketapain.cli.predict import FormatOption, ReportFormat, fail, plan_from_protocol
 from ketapain.errors import InvalidValueError, KetapainError
 from ketapain.pharmacology.trial import Arm, TrialDesign
 from ketapain.reports.prediction_plots import plot_trial_report
@@ -77,42 +78,51 @@ def summary_json(design: TrialDesign, arms: list[ArmSummary]) -> dict[str, Any]:
     }
 
 
+def _stack(
+    arms: list[ArmSummary], curves: dict[str, Callable[[ArmSummary], Any]]
+) -> dict[str, Any]:
+    """One long table of every arm's curves: an ``arm`` column plus one column per curve."""
+    lengths = [len(next(iter(curves.values()))(a)) for a in arms]
+    columns: dict[str, Any] = {"arm": np.repeat([a.name for a in arms], lengths)}
+    for name, curve in curves.items():
+        columns[name] = np.concatenate([curve(a) for a in arms])
+    return columns
+
+
 def _save(
     result: TrialResult, arms: list[ArmSummary], out_dir: Path, table_format: str
 ) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "patients": str(_write_table(result.patient_columns(), out_dir / "patients", table_format))
+    trajectories = _stack(
+        arms,
+        {
+            "day": lambda a: a.day,
+            "mean_nrs": lambda a: a.mean_nrs,
+            "ci_low": lambda a: a.ci_low,
+            "ci_high": lambda a: a.ci_high,
+            "p10": lambda a: a.p10,
+            "p90": lambda a: a.p90,
+        },
+    )
+    km = _stack(
+        arms,
+        {
+            "day": lambda a: a.relief.time,
+            "survival": lambda a: a.relief.survival,
+            "ci_low": lambda a: a.relief.ci_low,
+            "ci_high": lambda a: a.relief.ci_high,
+            "at_risk": lambda a: a.relief.at_risk,
+        },
+    )
+    tables = {
+        "patients": result.patient_columns(),
+        "trajectories": trajectories,
+        "relief_km": km,
     }
-    traj: dict[str, list[Any]] = {
-        k: [] for k in ("arm", "day", "mean_nrs", "ci_low", "ci_high", "p10", "p90")
+    return {
+        name: str(_write_table(columns, out_dir / name, table_format))
+        for name, columns in tables.items()
     }
-    km: dict[str, list[Any]] = {
-        k: [] for k in ("arm", "day", "survival", "ci_low", "ci_high", "at_risk")
-    }
-    for a in arms:
-        traj["arm"] += [a.name] * a.day.size
-        for key, values in (
-            ("day", a.day),
-            ("mean_nrs", a.mean_nrs),
-            ("ci_low", a.ci_low),
-            ("ci_high", a.ci_high),
-            ("p10", a.p10),
-            ("p90", a.p90),
-        ):
-            traj[key] += values.tolist()
-        km["arm"] += [a.name] * a.relief.time.size
-        for key, values in (
-            ("day", a.relief.time),
-            ("survival", a.relief.survival),
-            ("ci_low", a.relief.ci_low),
-            ("ci_high", a.relief.ci_high),
-            ("at_risk", a.relief.at_risk),
-        ):
-            km[key] += values.tolist()
-    files["trajectories"] = str(_write_table(traj, out_dir / "trajectories", table_format))
-    files["relief_km"] = str(_write_table(km, out_dir / "relief_km", table_format))
-    return files
 
 
 def trial_command(
@@ -143,11 +153,9 @@ def trial_command(
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1)] = 5000,
     output_dir: Annotated[Path, typer.Option("--output-dir")] = Path("ketapain-trial"),
     table_format: Annotated[str, typer.Option("--table-format", help="parquet or csv")] = "parquet",
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    fmt: FormatOption = ReportFormat.TABLE,
 ) -> None:
     """Run a virtual trial: responder rates, relief duration, side effects, NRS over time."""
-    if fmt not in ("table", "json"):
-        raise fail(f"--format must be table or json; got {fmt!r}")
     if table_format not in ("parquet", "csv"):
         raise fail(f"--table-format must be parquet or csv; got {table_format!r}")
     try:
@@ -190,7 +198,7 @@ def trial_command(
             TextColumn("chunks"),
             TimeElapsedColumn(),
             console=err_console,
-            transient=fmt == "json",
+            transient=fmt is ReportFormat.JSON,
         ) as bar:
             task = bar.add_task("trial", total=None)
             err_console.print(
@@ -216,7 +224,7 @@ def trial_command(
         )
     except (KetapainError, OSError) as err:
         raise fail(str(err)) from None
-    if fmt == "json":
+    if fmt is ReportFormat.JSON:
         typer.echo(json.dumps(summary, indent=2))
         return
     _print(arm_summaries)

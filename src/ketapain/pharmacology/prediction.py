@@ -154,14 +154,11 @@ def predict(
         outputs.append(Output.METABOLITE_PLASMA)
     prof = simulate(params, schedule, times_h=t, outputs=tuple(outputs))
     s = model.s_fraction
-    plasma = _row(prof.ketamine_plasma_ng_per_ml)
-    effect = _row(prof.ketamine_effect_site_ng_per_ml)
-    slow = _row(prof.ketamine_slow_effect_site_ng_per_ml)
-    nk = (
-        None
-        if prof.norketamine_plasma_ng_per_ml is None
-        else _row(prof.norketamine_plasma_ng_per_ml)
-    )
+    row = {name: np.ascontiguousarray(values[0]) for name, values in prof.curves().items()}
+    plasma = row["ketamine_plasma_ng_per_ml"]
+    effect = row["ketamine_effect_site_ng_per_ml"]
+    slow = row["ketamine_slow_effect_site_ng_per_ml"]
+    nk = row.get("norketamine_plasma_ng_per_ml")
     s_effect = s * effect
     occupancy = pd.receptor.occupancy(
         s_ketamine_ng_per_ml=s_effect,
@@ -228,9 +225,3 @@ def predict(
         lowest_nrs=float(nrs_resp.min()),
     )
     return Prediction(time_h=t, baseline_nrs=b, curves=curves, summary=summary)
-
-
-def _row(values: FloatArray | None) -> FloatArray:
-    if values is None:  # pragma: no cover - every requested output is returned
-        raise InvalidValueError("outputs", "computed", None)
-    return np.ascontiguousarray(values[0])

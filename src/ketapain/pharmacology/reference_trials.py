@@ -51,6 +51,15 @@ def sigtermans_schedule(start_h: float = 9.0) -> Schedule:
     )
 
 
+def _against_placebo(schedule: Schedule) -> tuple[Arm, Arm]:
+    """S-ketamine (flint-fanta-s) on ``schedule`` and its placebo."""
+    model = get_model("flint-fanta-s")
+    return (
+        Arm(name="ketamine", schedule=schedule, model=model),
+        Arm(name="placebo", schedule=schedule, model=model, placebo=True),
+    )
+
+
 def sigtermans_2009(
     *,
     n_per_arm: int = 30,
@@ -62,14 +71,9 @@ def sigtermans_2009(
     chunk_size: int = 5_000,
 ) -> TrialDesign:
     """The Sigtermans 2009 trial as a two-arm design (ketamine, placebo)."""
-    model = get_model("flint-fanta-s")
-    schedule = sigtermans_schedule()
     extra = {} if residual_sd is None else {"residual_sd": residual_sd}
     return TrialDesign(
-        arms=(
-            Arm(name="ketamine", schedule=schedule, model=model),
-            Arm(name="placebo", schedule=schedule, model=model, placebo=True),
-        ),
+        arms=_against_placebo(sigtermans_schedule()),
         n_per_arm=n_per_arm,
         seed=seed,
         follow_up_weeks=12,
@@ -85,12 +89,8 @@ def sigtermans_2009(
 def noppers_2011(*, n_per_arm: int = 1_000, seed: int = 2011) -> TrialDesign:
     """S-ketamine 0.5 mg/kg over 30 min against placebo; scores for 8 weeks."""
     schedule = Schedule.of(Infusion(start_h=9.0, duration_h=0.5, rate_mg_per_kg_h=1.0))
-    model = get_model("flint-fanta-s")
     return TrialDesign(
-        arms=(
-            Arm(name="ketamine", schedule=schedule, model=model),
-            Arm(name="placebo", schedule=schedule, model=model, placebo=True),
-        ),
+        arms=_against_placebo(schedule),
         n_per_arm=n_per_arm,
         seed=seed,
         follow_up_weeks=8,

@@ -36,7 +36,9 @@ import numpy as np
 
 from ketapain.errors import InvalidValueError
 from ketapain.pharmacology._types import BoolArray, FloatArray, IntArray
+from ketapain.pharmacology.covariates import Covariates
 from ketapain.pharmacology.model import PKModel
+from ketapain.pharmacology.parameters import PKParameters
 from ketapain.pharmacology.pd import PDModel, relief_duration_days
 from ketapain.pharmacology.pd.emax import check_positive
 from ketapain.pharmacology.pd.pain import NRS_MAX, predicted_nrs
@@ -50,12 +52,17 @@ from ketapain.pharmacology.schedules import Schedule
 from ketapain.pharmacology.simulation import Output, simulate
 
 __all__ = [
+    "CHUNK_OUTPUTS",
     "DIARY_HOUR",
     "Arm",
     "BaselineNRS",
     "ChunkResult",
+    "PatientDraws",
     "TrialDesign",
     "chunk_count",
+    "draw_patients",
+    "output_times",
+    "patient_outcomes",
     "simulate_chunk",
 ]
 
@@ -219,112 +226,204 @@ class ChunkResult:
     total_dose_mg: FloatArray
 
 
-def simulate_chunk(design: TrialDesign, arm_index: int, chunk_index: int) -> ChunkResult:
-    """Simulate chunk ``chunk_index`` of arm ``arm_index`` (see module docstring)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientDraws:
+    """The random draws of one chunk, in the fixed order of :func:`draw_patients`.
+
+    ``params`` are the PK parameters with the dosing-weight cap and the slow effect site
+    applied (None in a placebo arm, which gives no drug).
+    """
+
+    covariates: Covariates
+    params: PKParameters | None
+    placebo_responder: BoolArray
+    drug_responder: BoolArray
+    c50_ng_per_ml: FloatArray
+    baseline_nrs: FloatArray
+    side_effect_u: FloatArray
+    noise: FloatArray
+
+    @property
+    def responder(self) -> BoolArray:
+        """Responders to the drug or to the treatment context."""
+        return self.placebo_responder | self.drug_responder
+
+    def take(self, rows: IntArray) -> PatientDraws:
+        """The draws of ``rows`` (indices within the chunk)."""
+        return PatientDraws(
+            covariates=self.covariates.take(rows),
+            params=None if self.params is None else self.params.take(rows),
+            placebo_responder=self.placebo_responder[rows],
+            drug_responder=self.drug_responder[rows],
+            c50_ng_per_ml=self.c50_ng_per_ml[rows],
+            baseline_nrs=self.baseline_nrs[rows],
+            side_effect_u=self.side_effect_u[rows],
+            noise=self.noise[rows],
+        )
+
+
+def _check_chunk(design: TrialDesign, arm_index: int, chunk_index: int) -> None:
     if not 0 <= arm_index < len(design.arms):
         raise InvalidValueError("arm_index", f"0 to {len(design.arms) - 1}", arm_index)
     if not 0 <= chunk_index < chunk_count(design):
         raise InvalidValueError("chunk_index", f"0 to {chunk_count(design) - 1}", chunk_index)
+
+
+def draw_patients(design: TrialDesign, arm_index: int, chunk_index: int) -> PatientDraws:
+    """Draw the patients of one chunk from ``SeedSequence(seed, spawn_key=(arm, chunk))``.
+
+    Order: covariates, PK etas, placebo response, drug response, C50, t1/2, baseline,
+    side-effect draw, residual noise.
+    """
+    _check_chunk(design, arm_index, chunk_index)
     arm = design.arms[arm_index]
-    start = chunk_index * design.chunk_size
-    n = min(design.chunk_size, design.n_per_arm - start)
+    n = min(design.chunk_size, design.n_per_arm - chunk_index * design.chunk_size)
     rng = np.random.default_rng(
         np.random.SeedSequence(design.seed, spawn_key=(arm_index, chunk_index))
     )
     sus = design.pd.sustained
-    # Draws in a fixed order: covariates, PK etas, response, C50, t1/2, baseline,
-    # side-effect draw, residual noise.
     cov = sample_covariates(n, rng=rng, distribution=design.covariates)
     etas = sample_etas(arm.model, n, rng=rng)
     placebo_responder = rng.random(n) < sus.p_response_placebo
     drug_responder = (rng.random(n) < sus.p_drug_response) & (not arm.placebo)
-    responder = placebo_responder | drug_responder
     c50 = sus.c50_ng_per_ml * np.exp(sus.omega_c50 * rng.standard_normal(n))
     t_half_h = 24.0 * sus.t_half_days * np.exp(sus.omega_t_half * rng.standard_normal(n))
     baseline = design.baseline.sample(n, rng)
     side_u = rng.random(n)
     noise = rng.standard_normal((n, design.n_days + 1)) * design.residual_sd
-
-    diary = design.diary_times_h
-    end_h = arm.schedule.end_h()
-    if arm.placebo:
-        zeros = np.zeros(n)
-        acute = sustained = np.zeros((n, diary.size))
-        peak_s = peak_psy = peak_map = total = zeros
-        psycho = side_u < design.pd.acute.placebo_side_effect_rate
-        bp = np.zeros(n, dtype=bool)
-    else:
+    params = None
+    if not arm.placebo:
         params = arm.model.parameters(cov, etas=etas, warn=False)
         if arm.dosing_weight_cap_kg is not None:
             params = replace(
                 params, weight_kg=np.minimum(params.weight_kg, arm.dosing_weight_cap_kg)
             )
         params = params.with_slow_effect_site(np.log(2.0) / t_half_h)
-        fine = dosing_time_grid(
-            arm.schedule,
-            end_h=min(end_h + 2.0, design.horizon_h),
-            resolution_min=design.resolution_min,
-            coarse_h=24.0,
-        )
-        times = np.union1d(fine, diary)
-        at_diary = np.searchsorted(times, diary)
-        prof = simulate(
-            params,
-            arm.schedule,
-            times_h=times,
-            outputs=(
-                Output.KETAMINE_PLASMA,
-                Output.KETAMINE_EFFECT_SITE,
-                Output.KETAMINE_SLOW_EFFECT_SITE,
-            ),
-            chunk_subjects=n,
-        )
+    return PatientDraws(
+        covariates=cov,
+        params=params,
+        placebo_responder=placebo_responder,
+        drug_responder=drug_responder,
+        c50_ng_per_ml=c50,
+        baseline_nrs=baseline,
+        side_effect_u=side_u,
+        noise=noise,
+    )
+
+
+#: What a drug arm reads from the PK engine, in this order.
+CHUNK_OUTPUTS: Final = (
+    Output.KETAMINE_PLASMA,
+    Output.KETAMINE_EFFECT_SITE,
+    Output.KETAMINE_SLOW_EFFECT_SITE,
+)
+
+
+def output_times(design: TrialDesign, arm: Arm) -> tuple[FloatArray, IntArray]:
+    """Times a drug arm reads concentrations at, and the columns of the diary times."""
+    fine = dosing_time_grid(
+        arm.schedule,
+        end_h=min(arm.schedule.end_h() + 2.0, design.horizon_h),
+        resolution_min=design.resolution_min,
+        coarse_h=24.0,
+    )
+    times = np.union1d(fine, design.diary_times_h)
+    return times, np.searchsorted(times, design.diary_times_h)
+
+
+def patient_outcomes(
+    design: TrialDesign,
+    arm: Arm,
+    draws: PatientDraws,
+    concentrations: tuple[FloatArray, FloatArray, FloatArray] | None,
+    at_diary: IntArray,
+) -> dict[str, np.ndarray]:
+    """Every per-patient outcome from the draws and the (N, T) plasma, effect-site and
+    slow effect-site concentrations (ng/mL, total ketamine; None in a placebo arm)."""
+    sus, pd = design.pd.sustained, design.pd
+    n, diary = draws.baseline_nrs.size, design.diary_times_h
+    if concentrations is None or draws.params is None:
+        zeros = np.zeros(n)
+        acute = sustained = np.zeros((n, diary.size))
+        peak_s = peak_psy = peak_map = total = zeros
+        psycho = draws.side_effect_u < pd.acute.placebo_side_effect_rate
+        bp = np.zeros(n, dtype=bool)
+    else:
+        plasma, effect, slow = concentrations
         s = arm.model.s_fraction
-        plasma = prof.ketamine_plasma_ng_per_ml
-        effect = prof.ketamine_effect_site_ng_per_ml
-        slow = prof.ketamine_slow_effect_site_ng_per_ml
-        assert plasma is not None and effect is not None and slow is not None
         peak_s = s * plasma.max(axis=1)
         peak_effect_s = s * effect.max(axis=1)
-        acute = design.pd.acute.relief(s * effect[:, at_diary])
+        acute = pd.acute.relief(s * effect[:, at_diary])
         sustained = np.where(
-            drug_responder[:, None],
-            sus.relief(s * slow[:, at_diary], c50_ng_per_ml=c50[:, None]),
+            draws.drug_responder[:, None],
+            sus.relief(s * slow[:, at_diary], c50_ng_per_ml=draws.c50_ng_per_ml[:, None]),
             0.0,
         )
-        peak_psy = design.pd.acute.effect(peak_effect_s)
-        psycho = side_u < design.pd.acute.side_effect_probability(peak_psy)
-        peak_map = design.pd.cardiovascular.map_rise(peak_effect_s)
-        bp = peak_map > design.pd.cardiovascular.map_rise_warning
+        peak_psy = pd.acute.effect(peak_effect_s)
+        psycho = draws.side_effect_u < pd.acute.side_effect_probability(peak_psy)
+        peak_map = pd.cardiovascular.map_rise(peak_effect_s)
+        bp = peak_map > pd.cardiovascular.map_rise_warning
         # The total dose is affine in the dosing weight: mg doses plus mg/kg doses times w.
         fixed = arm.schedule.total_dose_mg(weight_kg=1.0)
         per_kg = arm.schedule.total_dose_mg(weight_kg=2.0) - fixed
-        total = fixed + per_kg * (params.weight_kg - 1.0)
+        total = fixed + per_kg * (draws.params.weight_kg - 1.0)
     # The placebo response starts with treatment (a day-0 diary before the first dose
     # shows none).
     treated = diary >= arm.schedule.start_h()
-    placebo = np.where(placebo_responder[:, None] & treated[None, :], sus.placebo_relief, 0.0)
+    placebo = np.where(draws.placebo_responder[:, None] & treated[None, :], sus.placebo_relief, 0.0)
     true_nrs = predicted_nrs(
-        baseline[:, None], acute_relief=acute, sustained_relief=sustained, placebo_relief=placebo
+        draws.baseline_nrs[:, None],
+        acute_relief=acute,
+        sustained_relief=sustained,
+        placebo_relief=placebo,
     )
-    observed = np.clip(true_nrs + noise, 0.0, NRS_MAX).astype(np.float32)
-    relief_days, censored = relief_duration_days(diary, true_nrs, baseline, after_h=end_h)
+    relief_days, censored = relief_duration_days(
+        diary, true_nrs, draws.baseline_nrs, after_h=arm.schedule.end_h()
+    )
+    return {
+        "nrs": np.clip(true_nrs + draws.noise, 0.0, NRS_MAX).astype(np.float32),
+        "relief_days": relief_days,
+        "relief_censored": censored,
+        "peak_s_plasma_ng_per_ml": np.asarray(peak_s, dtype=float),
+        "peak_psychotomimetic_effect": np.asarray(peak_psy, dtype=float),
+        "psychotomimetic": np.asarray(psycho, dtype=bool),
+        "peak_map_rise": np.asarray(peak_map, dtype=float),
+        "bp_warning": np.asarray(bp, dtype=bool),
+        "total_dose_mg": np.asarray(total, dtype=float),
+    }
+
+
+def simulate_chunk(design: TrialDesign, arm_index: int, chunk_index: int) -> ChunkResult:
+    """Simulate chunk ``chunk_index`` of arm ``arm_index`` (see module docstring)."""
+    draws = draw_patients(design, arm_index, chunk_index)
+    arm = design.arms[arm_index]
+    times, at_diary = output_times(design, arm)
+    concentrations = None
+    if draws.params is not None:
+        prof = simulate(
+            draws.params,
+            arm.schedule,
+            times_h=times,
+            outputs=CHUNK_OUTPUTS,
+            chunk_subjects=draws.baseline_nrs.size,
+        )
+        curves = prof.curves()
+        plasma, effect, slow = (
+            curves["ketamine_plasma_ng_per_ml"],
+            curves["ketamine_effect_site_ng_per_ml"],
+            curves["ketamine_slow_effect_site_ng_per_ml"],
+        )
+        concentrations = (plasma, effect, slow)
+    start = chunk_index * design.chunk_size
+    cov = draws.covariates
     return ChunkResult(
         arm_index=arm_index,
         chunk_index=chunk_index,
-        patient_id=np.arange(start, start + n),
+        patient_id=np.arange(start, start + draws.baseline_nrs.size),
         weight_kg=cov.weight_kg,
         female=cov.female,
         age_y=cov.age_y,
-        baseline_nrs=baseline,
-        responder=responder,
-        nrs=observed,
-        relief_days=relief_days,
-        relief_censored=censored,
-        peak_s_plasma_ng_per_ml=np.asarray(peak_s, dtype=float),
-        peak_psychotomimetic_effect=np.asarray(peak_psy, dtype=float),
-        psychotomimetic=np.asarray(psycho, dtype=bool),
-        peak_map_rise=np.asarray(peak_map, dtype=float),
-        bp_warning=np.asarray(bp, dtype=bool),
-        total_dose_mg=np.asarray(total, dtype=float),
+        baseline_nrs=draws.baseline_nrs,
+        responder=draws.responder,
+        **patient_outcomes(design, arm, draws, concentrations, at_diary),
     )
