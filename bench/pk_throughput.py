@@ -54,7 +54,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from scipy.integrate import solve_ivp
 
-from _tables import show
+from _common import LSODA, linear_rhs, show
 from ketapain.pharmacology import Covariates, Infusion, Output, PKParameters, Schedule, simulate
 from ketapain.pharmacology.model import ALLOMETRIC, PKModel, set_variability, set_weight_scaling
 from ketapain.pharmacology.models import get_model
@@ -158,17 +158,6 @@ def micro_per_h(p: PKParameters, i: int) -> tuple[float, ...]:
     return v1, cl / v1, q2 / v1, q3 / v1, q2 / v2, q3 / v3
 
 
-def _rhs(_t: float, x: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    return a @ x + b
-
-
-def _jac(_t: float, _x: FloatArray, a: FloatArray, _b: FloatArray) -> FloatArray:
-    return a
-
-
-LSODA: dict[str, Any] = {"method": "LSODA", "rtol": 1e-6, "atol": 1e-9, "jac": _jac}
-
-
 def lsoda_subject(p: PKParameters, i: int, case: Case) -> FloatArray:
     """Plasma concentration (ng/mL) of subject ``i`` by LSODA, between infusion switches."""
     v1, k10, k12, k13, k21, k31 = micro_per_h(p, i)
@@ -184,7 +173,7 @@ def lsoda_subject(p: PKParameters, i: int, case: Case) -> FloatArray:
         inside = (times >= t0) & (times <= t1)
         t_eval = np.unique(np.concatenate([times[inside], [t0, t1]]))
         b = np.array([rate, 0.0, 0.0])
-        sol = solve_ivp(_rhs, (t0, t1), x, t_eval=t_eval, args=(a, b), **LSODA)
+        sol = solve_ivp(linear_rhs, (t0, t1), x, t_eval=t_eval, args=(a, b), **LSODA)
         out[inside] = sol.y[0, np.searchsorted(t_eval, times[inside])] / v1 * 1e3
         x = sol.y[:, -1]
     return out

@@ -59,7 +59,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from scipy.integrate import solve_ivp
 
-from _tables import show
+from _common import LSODA, linear_rhs, show
 from ketapain.analytics.trials import TrialResult, run_trial
 from ketapain.pharmacology.parameters import PKParameters
 from ketapain.pharmacology.schedules import Schedule
@@ -238,17 +238,6 @@ def ode_system(p: PKParameters) -> tuple[FloatArray, float]:
     return a, v1
 
 
-def _rhs(_t: float, x: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    return a @ x + b
-
-
-def _jac(_t: float, _x: FloatArray, a: FloatArray, _b: FloatArray) -> FloatArray:
-    return a
-
-
-LSODA: dict[str, Any] = {"method": "LSODA", "rtol": 1e-6, "atol": 1e-9, "jac": _jac}
-
-
 def ivp_concentrations(p: PKParameters, schedule: Schedule, times: FloatArray) -> FloatArray:
     """Plasma, effect-site and slow effect-site ng/mL of one patient, shape (3, T)."""
     a, v1 = ode_system(p)
@@ -264,7 +253,7 @@ def ivp_concentrations(p: PKParameters, schedule: Schedule, times: FloatArray) -
         inside = (times >= t0) & (times <= t1)
         t_eval = np.unique(np.concatenate([times[inside], [t0, t1]]))
         b = np.array([rate, 0.0, 0.0, 0.0, 0.0])
-        sol = solve_ivp(_rhs, (t0, t1), x, t_eval=t_eval, args=(a, b), **LSODA)
+        sol = solve_ivp(linear_rhs, (t0, t1), x, t_eval=t_eval, args=(a, b), **LSODA)
         assert sol.success, sol.message
         y = sol.y[:, np.searchsorted(t_eval, times[inside])]
         out[0, inside], out[1, inside], out[2, inside] = y[0] / v1, y[3], y[4]
