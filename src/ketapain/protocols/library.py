@@ -1,66 +1,88 @@
 """The protocol library: declarative TOML files and their loader.
 
-A protocol file describes one treatment course: the doses of a session (the schedule JSON
-keys, times in hours from midnight of the session day), the days the session is given,
-the drug and the PK model it is planned with, an optional absolute rate cap and its
-sources. Built-in protocols live in ``ketapain/protocols/library/``; a clinic adds its
-own by passing a file path. Errors name the file, the field and the allowed values.
-
-File format::
+Built-in protocols live in ``ketapain/protocols/library/``; a clinic adds its own by
+passing a file path. Errors name the file, the field and the allowed values. The file
+format (every key is documented in the README, "Protocol files")::
 
     name = "ten-weekdays"                 # lower-case letters, digits and dashes
     title = "10 weekdays, 4 h/day"
     drug = "racemic"                      # or "s-ketamine"
     model = "domino-cl79"                 # a name from `ketapain models`
-    max_rate_mg_per_h = 25.0              # optional cap on every infusion rate
+    setting = "outpatient"                # or "inpatient": picks the drug-library profile
+    max_rate_mg_per_h = 25.0              # optional dosing rule: no rate above this
     description = "..."
 
-    [series]
-    weekdays = 10                         # or: days = [0, 1, 2] (day offsets)
+    [discharge]                           # after each session
+    observation_min = 120
+    escort_home = true
+    no_driving = "until the next day after a night's sleep"
 
-    [[doses]]                             # as in a schedule JSON file
-    route = "iv_infusion"
-    start_h = 9.0
-    duration_h = 4.0
-    rate_mg_per_kg_h = 0.35
+    [[premedication]]
+    drug = "midazolam"
+    dose_mg = 2.0
+    route = "iv"
+    timing = "before the infusion"
+
+    [[phases]]
+    name = "series"
+    title = "Daily infusions"
+    sessions = 10                         # or: days = [0, 1, 2] (offsets in the phase)
+    every_days = 1
+    skip_weekends = true
+    trigger = "scheduled"                 # or "after_decision", "on_relapse"
+    doses = [{ route = "iv_infusion", start_h = 9.0, duration_h = 4.0,
+               rate_mg_per_kg_h = 0.35 }]
+    titration = { increase_mg_per_kg_h = 0.05, max_rate_mg_per_kg_h = 0.5,
+                  increase_if = "...", hold_if = "..." }
+
+    [[decision_points]]
+    after_session = 2
+    decision = "Continue the series?"
+    criterion = "NRS at least 30% below baseline"
+
+    [limits]                              # protocol limits, as in the drug library
+    rate_mg_per_h = { hard_max = 25.0 }
 
     [[sources]]
     authors = "Schwartzman RJ, et al."
     year = 2009
     journal = "Pain 147(1-3):107-115"
 
-A rate cap is applied through the dosing weight: a patient is dosed as if they weighed
-``min(weight, cap / highest per-kg rate)``, which caps the highest step exactly and scales
-lower steps in proportion.
+A file without ``phases`` may give top-level ``doses`` and ``series`` (``weekdays = n`` or
+``days = [...]``): one scheduled phase named ``series``.
 
->>> p = get_protocol("ten-weekdays")
->>> p.schedule().end_h()  # 9:00-13:00 on day 11 (second Friday)
-277.0
->>> [round(float(w), 1) for w in p.dosing_weight_kg(np.array([60.0, 90.0]))]
-[60.0, 71.4]
+>>> p = get_protocol("seed-outpatient")
+>>> [ph.name for ph in p.phases], p.decision_points[0].after_session
+(['test', 'series', 'oral', 'booster'], 2)
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
-
-import numpy as np
+from typing import Any, Final, TypeVar
 
 from ketapain.errors import InvalidValueError, ModelFileError, UnknownNameError
-from ketapain.pharmacology._types import FloatArray
-from ketapain.pharmacology.model import Drug, PKModel
+from ketapain.pharmacology.model import Drug
 from ketapain.pharmacology.models import get_model
-from ketapain.pharmacology.schedules import Schedule, weekdays
-from ketapain.sources import Source
+from ketapain.pharmacology.schedules import Schedule
+from ketapain.protocols import _toml
+from ketapain.protocols.guardrails import LimitSet
+from ketapain.protocols.schema import (
+    DecisionPoint,
+    Discharge,
+    Phase,
+    Premedication,
+    Protocol,
+    Setting,
+    Titration,
+    Trigger,
+)
 
 __all__ = [
     "LIBRARY_DIR",
-    "Protocol",
     "get_protocol",
     "list_protocols",
     "load_protocol_file",
@@ -68,171 +90,278 @@ __all__ = [
 
 LIBRARY_DIR: Final = Path(__file__).with_name("library")
 _NAME: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_KEYS: Final = {
-    "name",
-    "title",
-    "drug",
-    "model",
-    "max_rate_mg_per_h",
-    "description",
-    "series",
-    "doses",
-    "sources",
-}
-_SOURCE_KEYS: Final = {"authors", "year", "journal", "title", "doi", "locator"}
+_KEYS: Final = frozenset(
+    {
+        "name",
+        "title",
+        "drug",
+        "model",
+        "setting",
+        "max_rate_mg_per_h",
+        "description",
+        "discharge",
+        "premedication",
+        "phases",
+        "decision_points",
+        "limits",
+        "sources",
+        "doses",
+        "series",
+    }
+)
+_PHASE_KEYS: Final = frozenset(
+    {
+        "name",
+        "title",
+        "sessions",
+        "days",
+        "every_days",
+        "skip_weekends",
+        "gap_days",
+        "trigger",
+        "doses",
+        "titration",
+        "note",
+    }
+)
 _MAX_DAYS: Final = 366
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Protocol:
-    """A treatment course: one session's doses, the days it is given, and its sources."""
-
-    name: str
-    title: str
-    drug: Drug
-    model: str
-    session: Schedule
-    days: tuple[int, ...]
-    max_rate_mg_per_h: float | None = None
-    description: str = ""
-    sources: tuple[Source, ...] = ()
-    path: Path | None = None
-
-    def schedule(self) -> Schedule:
-        """The whole course, hours from midnight of the first day."""
-        return self.session.repeat_on_days(self.days)
-
-    def pk_model(self) -> PKModel:
-        """The PK model the protocol is planned with."""
-        return get_model(self.model)
-
-    @property
-    def dosing_weight_cap_kg(self) -> float | None:
-        """Weight above which the rate cap binds (cap / highest mg/kg/h rate), or None."""
-        per_kg = [d.rate_mg_per_kg_h for d in self.session.infusions if d.rate_mg_per_kg_h]
-        if self.max_rate_mg_per_h is None or not per_kg:
-            return None
-        return self.max_rate_mg_per_h / max(per_kg)
-
-    def dosing_weight_kg(self, weight_kg: FloatArray) -> FloatArray:
-        """Weights that apply the rate cap (see module docstring)."""
-        w = np.asarray(weight_kg, dtype=float)
-        cap = self.dosing_weight_cap_kg
-        return w if cap is None else np.minimum(w, cap)
-
-    def total_dose_mg(self, weight_kg: float) -> float:
-        """Total dose of the course for a patient of ``weight_kg``, mg."""
-        dosing = float(self.dosing_weight_kg(np.array([weight_kg]))[0])
-        return self.schedule().total_dose_mg(weight_kg=dosing)
+_E = TypeVar("_E", Drug, Setting, Trigger)
 
 
 def load_protocol_file(path: str | Path) -> Protocol:
     """Read and validate a protocol TOML file."""
     p = Path(path)
+    data = _toml.read_toml(p)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (FileNotFoundError, IsADirectoryError):
-        raise InvalidValueError("protocol file", "an existing file", str(p)) from None
-    except UnicodeDecodeError:
-        raise ModelFileError(str(p), "(file)", "UTF-8 text", "undecodable bytes") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ModelFileError(str(p), "(file)", f"valid TOML ({err})", "...") from None
-    try:
-        return _parse(data, p)
+        protocol = _parse(data, p)
+        protocol.check_layout()
     except ModelFileError:
         raise
     except InvalidValueError as err:
         raise ModelFileError(str(p), err.field, err.allowed, err.value) from None
+    return protocol
 
 
 def _parse(data: dict[str, Any], path: Path) -> Protocol:
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise InvalidValueError(unknown[0], f"one of {', '.join(sorted(_KEYS))}", "given")
-    name = _text(data, "name")
+    _toml.keys(data, "", _KEYS)
+    name = _toml.text(data, "name", "")
     if not _NAME.match(name):
         raise InvalidValueError("name", "lower-case letters, digits and dashes", name)
-    drug_text = data.get("drug")
-    try:
-        drug = Drug(str(drug_text))
-    except ValueError:
-        raise InvalidValueError(
-            "drug", f"one of {', '.join(d.value for d in Drug)}", drug_text
-        ) from None
-    model = _text(data, "model")
+    drug = _choice(Drug, data.get("drug"), "drug")
+    model = _toml.text(data, "model", "")
     try:
         pk = get_model(model)
     except UnknownNameError as err:
         raise InvalidValueError("model", f"one of {', '.join(err.known)}", model) from None
     if pk.drug is not drug:
         raise InvalidValueError("model", f"a {drug.value} model", f"{model} ({pk.drug.value})")
-    cap = data.get("max_rate_mg_per_h")
-    if cap is not None and (
-        isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap <= 1000
-    ):
-        raise InvalidValueError("max_rate_mg_per_h", "a number above 0 and at most 1000", cap)
-    session = Schedule.from_dict({"doses": data.get("doses", [])})
-    if not session.doses:
-        raise InvalidValueError("doses", "at least one dose", [])
+    cap = None
+    if "max_rate_mg_per_h" in data:
+        cap = _toml.number(data, "max_rate_mg_per_h", "", low=0, high=1000, low_open=True)
+    if "phases" in data and ("doses" in data or "series" in data):
+        raise InvalidValueError("doses/series", "absent when phases are given", "given")
+    if "phases" in data:
+        items = data["phases"]
+        if not isinstance(items, list) or not items:
+            raise InvalidValueError("phases", "a non-empty array of tables", items)
+        phases = tuple(_phase(item, f"phases[{i}].") for i, item in enumerate(items))
+    else:
+        phases = (_legacy_phase(data),)
+    names = [ph.name for ph in phases]
+    if len(set(names)) != len(names):
+        raise InvalidValueError("phases.name", "distinct names", names)
+    if all(ph.trigger is Trigger.ON_RELAPSE for ph in phases):
+        raise InvalidValueError("phases.trigger", "at least one phase not on_relapse", "none")
     return Protocol(
         name=name,
-        title=_text(data, "title"),
+        title=_toml.text(data, "title", ""),
         drug=drug,
         model=model,
-        session=session,
-        days=_days(data.get("series", {"days": [0]})),
-        max_rate_mg_per_h=None if cap is None else float(cap),
+        setting=_choice(Setting, data.get("setting", "outpatient"), "setting"),
+        phases=phases,
+        discharge=_discharge(data["discharge"]) if "discharge" in data else None,
+        premedication=tuple(
+            _premedication(item, f"premedication[{i}].")
+            for i, item in enumerate(_array(data, "premedication"))
+        ),
+        decision_points=tuple(
+            _decision(item, f"decision_points[{i}].")
+            for i, item in enumerate(_array(data, "decision_points"))
+        ),
+        limits=LimitSet.from_mapping(
+            _toml.table(data.get("limits", {}), "limits"),
+            origin=f"protocol {name}",
+            field="limits.",
+        ),
+        max_rate_mg_per_h=cap,
         description=" ".join(str(data.get("description", "")).split()),
-        sources=tuple(_source(s, i) for i, s in enumerate(data.get("sources", []))),
+        sources=tuple(
+            _toml.source(s, f"sources[{i}]") for i, s in enumerate(_array(data, "sources"))
+        ),
         path=path,
     )
 
 
-def _text(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidValueError(key, "a non-empty string", value)
-    return value.strip()
+def _choice(kind: type[_E], value: object, field: str) -> _E:
+    try:
+        return kind(str(value))
+    except ValueError:
+        raise InvalidValueError(
+            field, f"one of {', '.join(k.value for k in kind)}", value
+        ) from None
 
 
-def _days(series: object) -> tuple[int, ...]:
-    if not isinstance(series, dict) or len(series) != 1 or not set(series) <= {"days", "weekdays"}:
+def _array(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidValueError(key, "an array of tables", value)
+    return value
+
+
+def _session(doses: object, field: str) -> Schedule:
+    try:
+        session = Schedule.from_dict({"doses": doses if doses is not None else []})
+    except InvalidValueError as err:
+        raise InvalidValueError(f"{field}{err.field}", err.allowed, err.value) from None
+    if not session.doses:
+        raise InvalidValueError(f"{field}doses", "at least one dose", [])
+    if session.start_h() < 0 or session.start_h() >= 24:
+        raise InvalidValueError(
+            f"{field}doses.start_h",
+            "from 0 to 24 h (clock time on the session day)",
+            session.start_h(),
+        )
+    return session
+
+
+def _days(value: object, field: str) -> tuple[int, ...]:
+    ok = (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in value)
+        and sorted(set(value)) == value
+        and value[0] == 0
+        and value[-1] <= _MAX_DAYS
+    )
+    if not ok:
+        raise InvalidValueError(
+            field, f"increasing whole day offsets starting at 0, at most {_MAX_DAYS}", value
+        )
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _phase(item: object, field: str) -> Phase:
+    data = _toml.table(item, field.rstrip("."))
+    _toml.keys(data, field.rstrip("."), _PHASE_KEYS)
+    name = _toml.text(data, "name", field)
+    if not _NAME.match(name):
+        raise InvalidValueError(f"{field}name", "lower-case letters, digits and dashes", name)
+    session = _session(data.get("doses"), field)
+    if "days" in data and ("sessions" in data or "every_days" in data):
+        raise InvalidValueError(f"{field}days", "absent when sessions are given", data["days"])
+    titration = None
+    if "titration" in data:
+        titration = _titration(data["titration"], f"{field}titration.", session)
+    return Phase(
+        name=name,
+        title=_toml.text(data, "title", field, default=name),
+        session=session,
+        days=_days(data["days"], f"{field}days") if "days" in data else None,
+        sessions=_toml.integer(data, "sessions", field, low=1, high=_MAX_DAYS, default=1),
+        every_days=_toml.integer(data, "every_days", field, low=1, high=_MAX_DAYS, default=1),
+        skip_weekends=_toml.flag(data, "skip_weekends", field, default=False),
+        gap_days=_toml.integer(data, "gap_days", field, low=0, high=_MAX_DAYS, default=0),
+        trigger=_choice(Trigger, data.get("trigger", "scheduled"), f"{field}trigger"),
+        titration=titration,
+        note=" ".join(str(data.get("note", "")).split()),
+    )
+
+
+def _titration(item: object, field: str, session: Schedule) -> Titration:
+    data = _toml.table(item, field.rstrip("."))
+    per_kg_keys = {"increase_mg_per_kg_h", "max_rate_mg_per_kg_h"}
+    abs_keys = {"increase_mg_per_h", "max_rate_mg_per_h"}
+    _toml.keys(
+        data, field.rstrip("."), per_kg_keys | abs_keys | {"increase_if", "hold_if", "source"}
+    )
+    per_kg = bool(per_kg_keys & set(data))
+    if per_kg == bool(abs_keys & set(data)):
+        raise InvalidValueError(
+            f"{field}increase_*", "either mg/kg/h keys or mg/h keys, not both or neither", "given"
+        )
+    unit = "mg_per_kg_h" if per_kg else "mg_per_h"
+    high = 45.0 if per_kg else 5000.0
+    rates = [d.rate_mg_per_kg_h if per_kg else d.rate_mg_per_h for d in session.infusions]
+    if not any(r is not None for r in rates):
+        raise InvalidValueError(f"{field}increase_{unit}", f"infusions given in {unit}", "none")
+    ceiling = _toml.number(data, f"max_rate_{unit}", field, low=0, high=high, low_open=True)
+    top = max(r for r in rates if r is not None)
+    if top > ceiling:
+        raise InvalidValueError(
+            f"{field}max_rate_{unit}", f"at least the starting rate {top:g}", ceiling
+        )
+    return Titration(
+        increase=_toml.number(data, f"increase_{unit}", field, low=0, high=high, low_open=True),
+        max_rate=ceiling,
+        per_kg=per_kg,
+        increase_if=_toml.text(data, "increase_if", field),
+        hold_if=_toml.text(data, "hold_if", field),
+        source=_toml.optional_source(data, field),
+    )
+
+
+def _legacy_phase(data: Mapping[str, Any]) -> Phase:
+    session = _session(data.get("doses"), "")
+    series = data.get("series", {"days": [0]})
+    if (
+        not isinstance(series, Mapping)
+        or len(series) != 1
+        or not set(series) <= {"days", "weekdays"}
+    ):
         raise InvalidValueError("series", 'a table with one key, "days" or "weekdays"', series)
     if "weekdays" in series:
-        n = series["weekdays"]
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 260:
-            raise InvalidValueError("series.weekdays", "an integer from 1 to 260", n)
-        return weekdays(n)
-    days = series["days"]
-    if (
-        not isinstance(days, list)
-        or not days
-        or not all(isinstance(d, int) and not isinstance(d, bool) for d in days)
-        or sorted(set(days)) != days
-        or days[0] < 0
-        or days[-1] > _MAX_DAYS
-    ):
-        raise InvalidValueError(
-            "series.days", f"increasing whole day offsets from 0 to {_MAX_DAYS}", days
-        )
-    return tuple(days)
+        n = _toml.integer(series, "weekdays", "series.", low=1, high=260, default=1)
+        return Phase(name="series", title="Series", session=session, sessions=n, skip_weekends=True)
+    return Phase(
+        name="series", title="Series", session=session, days=_days(series["days"], "series.days")
+    )
 
 
-def _source(item: object, i: int) -> Source:
-    if not isinstance(item, dict) or not set(item) <= _SOURCE_KEYS or "authors" not in item:
-        raise InvalidValueError(
-            f"sources[{i}]", f"a table with authors and any of {sorted(_SOURCE_KEYS)}", item
-        )
-    year = item.get("year")
-    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
-        raise InvalidValueError(f"sources[{i}].year", "a whole year", year)
-    return Source(
-        authors=str(item["authors"]),
-        year=year,
-        journal=str(item.get("journal", "")),
-        title=str(item.get("title", "")),
-        doi=item.get("doi"),
-        locator=item.get("locator"),
+def _premedication(item: object, field: str) -> Premedication:
+    data = _toml.table(item, field.rstrip("."))
+    _toml.keys(data, field.rstrip("."), {"drug", "dose_mg", "route", "timing", "prn", "source"})
+    dose = None
+    if "dose_mg" in data:
+        dose = _toml.number(data, "dose_mg", field, low=0, high=1000, low_open=True)
+    return Premedication(
+        drug=_toml.text(data, "drug", field),
+        route=_toml.text(data, "route", field),
+        timing=_toml.text(data, "timing", field),
+        dose_mg=dose,
+        prn=_toml.flag(data, "prn", field, default=False),
+        source=_toml.optional_source(data, field),
+    )
+
+
+def _decision(item: object, field: str) -> DecisionPoint:
+    data = _toml.table(item, field.rstrip("."))
+    _toml.keys(data, field.rstrip("."), {"after_session", "decision", "criterion", "source"})
+    return DecisionPoint(
+        after_session=_toml.integer(data, "after_session", field, low=1, high=_MAX_DAYS, default=0),
+        decision=_toml.text(data, "decision", field),
+        criterion=_toml.text(data, "criterion", field),
+        source=_toml.optional_source(data, field),
+    )
+
+
+def _discharge(item: object) -> Discharge:
+    data = _toml.table(item, "discharge")
+    _toml.keys(data, "discharge", {"observation_min", "escort_home", "no_driving", "source"})
+    return Discharge(
+        observation_min=_toml.number(data, "observation_min", "discharge.", low=0, high=24 * 60),
+        escort_home=_toml.flag(data, "escort_home", "discharge.", default=True),
+        no_driving=_toml.text(data, "no_driving", "discharge."),
+        source=_toml.optional_source(data, "discharge."),
     )
 
 
