@@ -226,6 +226,7 @@ def _print_table(model: PKModel, columns: dict[str, np.ndarray]) -> None:
 
 
 from ketapain.cli import demo as _demo  # noqa: E402  (registers the demo command)
+from ketapain.cli import plan as _plan  # noqa: E402
 from ketapain.cli import predict as _predict  # noqa: E402
 from ketapain.cli import trial as _trial  # noqa: E402
 
@@ -234,3 +235,6 @@ app.command("protocols")(_predict.protocols_command)
 app.command("predict")(_predict.predict_command)
 app.command("compare")(_predict.compare_command)
 app.command("trial")(_trial.trial_command)
+app.command("screen")(_plan.screen_command)
+app.command("plan")(_plan.plan_command)
+app.command("check-rate")(_plan.check_rate_command)

@@ -130,7 +130,7 @@ class Limit:
                 continue
             # A relative tolerance keeps 0.35 x 68 / 68 from exceeding 0.35.
             tol = _REL_TOL * max(abs(limit), 1.0)
-            if (value <= limit + tol if above else value >= limit - tol):
+            if value <= limit + tol if above else value >= limit - tol:
                 continue
             kind = "hard" if severity is Severity.HARD_STOP else "soft"
             side = "above the" if above else "below the"

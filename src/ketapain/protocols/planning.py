@@ -475,7 +475,7 @@ def _merge_findings(findings: list[Finding]) -> list[Finding]:
     """One finding per code and message: 'Sessions 3, 4: ...' instead of repeats."""
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
-        what, sep, rest = f.reason.partition(": ")
+        _, sep, rest = f.reason.partition(": ")
         key = (f.code, rest if sep else f.reason)
         groups.setdefault(key, []).append(f)
     out = []
