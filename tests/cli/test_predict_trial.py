@@ -17,15 +17,30 @@ SEEDS = ["continuous-100h", "five-day-ramp", "single-day", "ten-weekdays"]
 
 
 def test_protocols_lists_the_seed_protocols_with_sources():
-    """`protocols --format json` lists the four seed protocols, each with a source."""
+    """`protocols --format json` lists the seed protocols among the built-ins, with sources."""
     result = runner.invoke(app, ["protocols", "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [r["name"] for r in rows] == SEEDS
-    assert all(r["sources"] for r in rows)
+    names = [r["name"] for r in rows]
+    assert set(SEEDS) <= set(names)
+    assert names == sorted(names)
+    assert all(r["sources"] and r["setting"] in ("outpatient", "inpatient") for r in rows)
     table = runner.invoke(app, ["protocols"])
     assert table.exit_code == 0
     assert "Schwartzman" in table.stdout
+
+
+def test_protocols_lists_a_clinic_file(tmp_path: Path):
+    """`protocols --protocol-dir` adds the clinic's own files to the list."""
+    src = Path(__file__).parents[2] / "src/ketapain/protocols/library/single-day.toml"
+    (tmp_path / "clinic-day.toml").write_text(
+        src.read_text().replace('name = "single-day"', 'name = "clinic-day"')
+    )
+    result = runner.invoke(app, ["protocols", "--protocol-dir", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows[-1]["name"] == "clinic-day"
+    assert rows[-1]["file"].endswith("clinic-day.toml")
 
 
 def test_predict_json_and_figure(tmp_path: Path):

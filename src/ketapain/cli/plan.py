@@ -291,11 +291,11 @@ def _print_plan(plan: CoursePlan) -> None:
     for b in p.boosters():
         console.print(f"Booster on relapse: {b.title}. {b.note}")
     if plan.prediction is not None:
-        s = plan.prediction.summary
+        ps = plan.prediction.summary
         console.print(
-            f"Predicted: peak plasma {s.peak_plasma_ng_per_ml:.0f} ng/mL, lowest NRS "
-            f"{s.lowest_nrs:.1f} (responder), relief {s.relief_duration_days:.1f} d "
-            f"after the course, chance of response {s.response_probability:.0%}."
+            f"Predicted: peak plasma {ps.peak_plasma_ng_per_ml:.0f} ng/mL, lowest NRS "
+            f"{ps.lowest_nrs:.1f} (responder), relief {ps.relief_duration_days:.1f} d "
+            f"after the course, chance of response {ps.response_probability:.0%}."
         )
     print_findings(plan.findings, title="Findings")
     verdict = "[bold red]BLOCKED[/]" if plan.blocked else "[bold green]not blocked[/]"

@@ -21,7 +21,7 @@ from ketapain.pharmacology import DEFAULT_MODEL, PKModel, Schedule, Sex, get_mod
 from ketapain.pharmacology.model_file import load_model_file
 from ketapain.pharmacology.pd import PDModel
 from ketapain.pharmacology.prediction import DEFAULT_FOLLOW_UP_DAYS, Prediction, predict
-from ketapain.protocols import get_protocol, list_protocols
+from ketapain.protocols import get_protocol, list_protocols, load_protocol_file
 from ketapain.reports.prediction_plots import plot_comparison, plot_prediction
 from ketapain.sources import Source
 
@@ -325,9 +325,22 @@ def compare_command(
     console.print(f"Figure written to [bold]{plot}[/]")
 
 
-def protocols_command(fmt: FormatOption = ReportFormat.TABLE) -> None:
-    """List the built-in protocols with their sources."""
-    items = list_protocols()
+def protocols_command(
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--protocol-file", help="also list this clinic protocol file (repeat)"),
+    ] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--protocol-dir", help="also list every *.toml file here")
+    ] = None,
+    fmt: FormatOption = ReportFormat.TABLE,
+) -> None:
+    """List the built-in protocols (and clinic protocol files) with their sources."""
+    try:
+        paths = list(files or []) + (sorted(directory.glob("*.toml")) if directory else [])
+        items = list_protocols() + [load_protocol_file(f) for f in paths]
+    except (KetapainError, OSError) as err:
+        raise fail(str(err)) from None
     if fmt is ReportFormat.JSON:
         typer.echo(
             json.dumps(
@@ -337,10 +350,16 @@ def protocols_command(fmt: FormatOption = ReportFormat.TABLE) -> None:
                         "title": p.title,
                         "drug": p.drug.value,
                         "model": p.model,
+                        "setting": p.setting.value,
                         "max_rate_mg_per_h": p.max_rate_mg_per_h,
-                        "days": list(p.days),
+                        "days": [s.day for s in p.slots()],
+                        "phases": [
+                            {"name": ph.name, "title": ph.title, "trigger": ph.trigger.value}
+                            for ph in p.phases
+                        ],
                         "description": p.description,
                         "sources": [s.cite() for s in p.sources],
+                        "file": None if p.path is None else str(p.path),
                     }
                     for p in items
                 ],
@@ -349,10 +368,14 @@ def protocols_command(fmt: FormatOption = ReportFormat.TABLE) -> None:
         )
         return
     table = Table(title="ketapain protocols", show_lines=True)
-    for col in ("name", "title", "drug / model", "sources"):
+    for col in ("name", "title", "setting / drug / model", "phases", "sources"):
         table.add_column(col, overflow="fold")
     for p in items:
         table.add_row(
-            p.name, p.title, f"{p.drug.value} / {p.model}", "\n".join(s.cite() for s in p.sources)
+            p.name,
+            p.title,
+            f"{p.setting.value} / {p.drug.value} / {p.model}",
+            "\n".join(f"{ph.name} ({ph.trigger.value})" for ph in p.phases),
+            "\n".join(s.cite() for s in p.sources),
         )
     console.print(table)

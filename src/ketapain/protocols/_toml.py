@@ -71,7 +71,8 @@ def number(
     if not ok:
         lo = "above" if low_open else "from"
         raise InvalidValueError(f"{field}{key}", f"a number {lo} {low:g} to {high:g}", value)
-    return float(value)  # type: ignore[arg-type]
+    assert isinstance(value, int | float)
+    return float(value)
 
 
 def integer(

@@ -371,7 +371,7 @@ def _builtin() -> dict[str, Protocol]:
     for path in sorted(LIBRARY_DIR.glob("*.toml")):
         protocol = load_protocol_file(path)
         out[protocol.name] = protocol
-    return out
+    return dict(sorted(out.items()))
 
 
 def list_protocols() -> list[Protocol]:

@@ -252,7 +252,7 @@ class Protocol:
             for d in phase.session.infusions:
                 if t is not None:
                     key = "rate_mg_per_kg_h" if t.per_kg else "rate_mg_per_h"
-                    steps.append(replace(d, **{key: t.max_rate}))  # type: ignore[arg-type]
+                    steps.append(replace(d, **{key: t.max_rate}))
         return steps
 
     @property
