@@ -81,7 +81,7 @@ class Source:
 
     def cite(self) -> str:
         """Return the short citation ``authors, year. journal``."""
-        year = "n.d." if self.year is None else str(self.year)
+        year = "n.d" if self.year is None else str(self.year)
         return f"{self.authors}, {year}. {self.journal}"
 
     def short(self) -> str:

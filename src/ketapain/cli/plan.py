@@ -8,6 +8,7 @@ eligible, or the plan or rate is blocked until a clinician overrides it).
 from __future__ import annotations
 
 import json
+import math
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -339,7 +340,7 @@ def check_rate_command(
             if rate_mg_per_h is not None
             else (rate_mg_per_kg_h or 0.0) * weight.dosing_kg
         )
-        if not mg_per_h >= 0:
+        if not (math.isfinite(mg_per_h) and mg_per_h >= 0):
             raise InvalidValueError("rate", "0 or more", mg_per_h)
         steps = int(mg_per_h / bag.conc_mg_per_ml / PUMP_RESOLUTION_ML_PER_H + 1e-9)
         ml_per_h = steps * PUMP_RESOLUTION_ML_PER_H

@@ -78,7 +78,9 @@ def step_durations_h(duration_h: float, *, min_step_min: float) -> list[float]:
     out: list[float] = []
     t = 0.0
     while t < duration_h - 1e-9:
-        d = min_step_min / 60.0 if t < 1 else 0.5 if t < 2 else 1.0 if t < 6 else 4.0
+        # 1e-9 h of slack: six 10-min steps sum to 0.9999999999999999 h.
+        e = t + 1e-9
+        d = min_step_min / 60.0 if e < 1 else 0.5 if e < 2 else 1.0 if e < 6 else 4.0
         d = min(d, duration_h - t)
         out.append(d)
         t += d
@@ -193,7 +195,7 @@ def _assess(
     start_h: float,
     end_h: float,
 ) -> TargetPlan:
-    times = np.linspace(start_h, end_h, max(2, int((end_h - start_h) * 30) + 1))
+    times = np.linspace(start_h, end_h, max(2, round((end_h - start_h) * 30) + 1))
     prof = simulate(params, given, times_h=times, outputs=(site.output,))
     c = next(iter(prof.curves().values()))[0]
     reached = np.flatnonzero(c >= _REACHED_FRACTION * target)

@@ -186,9 +186,13 @@ class LimitSet:
             bounds = {
                 b: _toml.number(tab, b, sub, low=0.0, high=_CEILING[q]) for b in _BOUNDS if b in tab
             }
-            out.append(
-                Limit(quantity=q, origin=origin, source=_toml.optional_source(tab, sub), **bounds)
-            )
+            try:
+                limit = Limit(
+                    quantity=q, origin=origin, source=_toml.optional_source(tab, sub), **bounds
+                )
+            except InvalidValueError as err:
+                raise InvalidValueError(f"{field}{err.field}", err.allowed, err.value) from None
+            out.append(limit)
         return cls(tuple(out))
 
 

@@ -205,11 +205,14 @@ def build_plan(
         policy=policy,
         cap_kg=weight_cap_kg,
     )
-    screening = screen(patient, protocol=protocol, limits=limits)
+    ov = tuple(overrides)
+    screening = screen(patient, protocol=protocol, limits=limits, overrides=ov)
     slots = protocol.slots(start_weekday=start_date.weekday())
-    pk_params = protocol.pk_model().parameters(
-        Covariates.single(weight_kg=patient.weight_kg, sex=patient.sex, age_y=patient.age_y)
-    )
+    pk_params = None
+    if target is not None:  # only target mode needs the patient's PK parameters here
+        pk_params = protocol.pk_model().parameters(
+            Covariates.single(weight_kg=patient.weight_kg, sex=patient.sex, age_y=patient.age_y)
+        )
     ctx = _Context(protocol, start_date, bag, weight.dosing_kg, limits)
     sessions: list[PlannedSession] = []
     given = Schedule()
@@ -220,7 +223,19 @@ def build_plan(
             doses, tplan = ctx.targeted(doses, target, given, pk_params)
         session = ctx.session(slot, len(sessions) + 1, doses, sessions, tplan)
         sessions.append(session)
-        given = given + Schedule.of(doses)
+        # Predict what the pump delivers: the programmed (rounded) rates.
+        given = given + Schedule.of(
+            *(
+                Infusion(
+                    start_h=(st.start - ctx.midnight).total_seconds() / 3600.0,
+                    duration_h=st.duration_min / 60.0,
+                    rate_mg_per_h=st.rate_mg_per_h,
+                )
+                for st in session.steps
+                if st.rate_mg_per_h > 0
+            ),
+            *(d for d in doses if isinstance(d, Bolus)),
+        )
     oral, oral_doses = ctx.oral([s for s in slots if s.phase.oral])
     schedule = given + Schedule.of(oral_doses)
     findings = list(screening.findings) + _course_checks(ctx, sessions)
@@ -234,7 +249,6 @@ def build_plan(
                 source=None,
             )
         )
-    ov = tuple(overrides)
     findings = apply_overrides(sorted(findings, key=lambda f: f.severity.rank), ov)
     baseline = patient.pain_nrs if patient.pain_nrs is not None else DEFAULT_BASELINE_NRS
     prediction = None
@@ -280,6 +294,7 @@ class _Context:
     limits: LimitSet
 
     def __post_init__(self) -> None:
+        self.midnight = datetime.combine(self.start_date, time())
         self.findings: list[Finding] = []
         self.capped = False
         self.findings += self.limits.check(
@@ -322,7 +337,11 @@ class _Context:
     ) -> tuple[list[Infusion | Bolus], TargetPlan]:
         infusions = [d for d in doses if isinstance(d, Infusion)]
         start = min(d.start_h for d in infusions)
-        duration = target.duration_h or (max(d.end_h for d in infusions) - start)
+        duration = (
+            target.duration_h
+            if target.duration_h is not None
+            else max(d.end_h for d in infusions) - start
+        )
         highest = [
             x
             for x in (
