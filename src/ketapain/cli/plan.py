@@ -35,7 +35,6 @@ from ketapain.protocols.findings import (
 from ketapain.protocols.guardrails import check_rate, load_drug_library
 from ketapain.protocols.patient import Patient
 from ketapain.protocols.planning import (
-    PUMP_RESOLUTION_ML_PER_H,
     Bag,
     CoursePlan,
     TargetRequest,
@@ -342,8 +341,7 @@ def check_rate_command(
         )
         if not (math.isfinite(mg_per_h) and mg_per_h >= 0):
             raise InvalidValueError("rate", "0 or more", mg_per_h)
-        steps = int(mg_per_h / bag.conc_mg_per_ml / PUMP_RESOLUTION_ML_PER_H + 1e-9)
-        ml_per_h = steps * PUMP_RESOLUTION_ML_PER_H
+        ml_per_h = bag.pump_ml_per_h(mg_per_h)
         ov = _overrides(overrides, clinician)
         findings = apply_overrides(
             check_rate(
@@ -371,7 +369,7 @@ def check_rate_command(
     result = {
         "rate_mg_per_h": mg_per_h,
         "rate_mg_per_kg_h": mg_per_h / weight.dosing_kg,
-        "rate_ml_per_h": round(ml_per_h, 1),
+        "rate_ml_per_h": ml_per_h,
         "dosing_weight_kg": weight.dosing_kg,
         "blocked": blocked,
         "findings": [f.as_dict() for f in findings],

@@ -75,6 +75,12 @@ class Bag:
         """Concentration, mg/mL."""
         return self.drug_mg / self.volume_ml
 
+    def pump_ml_per_h(self, rate_mg_per_h: float) -> float:
+        """The pump rate for ``rate_mg_per_h``, rounded down to the pump's resolution so
+        the pump never runs above the prescribed rate."""
+        steps = math.floor(rate_mg_per_h / self.conc_mg_per_ml / PUMP_RESOLUTION_ML_PER_H + 1e-9)
+        return round(steps * PUMP_RESOLUTION_ML_PER_H, 1)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetRequest:
@@ -379,9 +385,7 @@ class _Context:
         steps = []
         flags = tplan.at_max_rate if tplan is not None else ()
         for k, d in enumerate(x for x in doses if isinstance(x, Infusion)):
-            # Rounded down, so the pump never runs above the prescribed rate.
-            ml = math.floor((d.rate_mg_per_h or 0.0) / conc / PUMP_RESOLUTION_ML_PER_H + 1e-9)
-            ml_per_h = ml * PUMP_RESOLUTION_ML_PER_H
+            ml_per_h = self.bag.pump_ml_per_h(d.rate_mg_per_h or 0.0)
             mg_per_h = ml_per_h * conc
             what = f"Session {number} ({day:%a %d %b}), step {k + 1}"
             self._rate(mg_per_h, what)
@@ -391,7 +395,7 @@ class _Context:
                     duration_min=round(d.duration_h * 60.0, 6),
                     rate_mg_per_kg_h=mg_per_h / self.dosing_kg,
                     rate_mg_per_h=mg_per_h,
-                    rate_ml_per_h=round(ml_per_h, 1),
+                    rate_ml_per_h=ml_per_h,
                     dose_mg=mg_per_h * d.duration_h,
                     at_max_rate=bool(flags[k]) if k < len(flags) else False,
                 )
