@@ -50,7 +50,19 @@ def test_tree():
     assert issubclass(SimulationError, KetapainError)
     assert issubclass(ExtrapolationWarning, KetapainWarning)
     assert issubclass(KetapainWarning, UserWarning)
+    assert issubclass(errors.RecordNotFoundError, errors.RecordError)
+    assert issubclass(errors.RecordNotFoundError, LookupError)
+    assert issubclass(errors.HardStopError, errors.ConflictError)
+    assert issubclass(errors.AccessDeniedError, PermissionError)
+    assert issubclass(errors.RecordError, KetapainError)
     assert set(errors.__all__) == {
+        "AccessDeniedError",
+        "AppendOnlyError",
+        "AuthenticationError",
+        "ConflictError",
+        "HardStopError",
+        "RecordError",
+        "RecordNotFoundError",
         "ExtrapolationWarning",
         "InvalidValueError",
         "KetapainError",
@@ -68,3 +80,13 @@ def test_extrapolation_warning_can_be_filtered_precisely():
         warnings.warn("outside range", ExtrapolationWarning, stacklevel=1)
         with pytest.warns(UserWarning, match="other"):
             warnings.warn("other", UserWarning, stacklevel=1)
+
+
+def test_record_errors_carry_their_fields():
+    """Conflicts name the field; a refusal names the role and action in words."""
+    err = errors.AccessDeniedError("front_desk", "read_clinical", "schedules only")
+    assert str(err) == "a front desk may not read clinical: schedules only"
+    assert (err.role, err.action, err.audited) == ("front_desk", "read_clinical", False)
+    assert str(errors.RecordNotFoundError("patient", 7)) == "no patient with id 7"
+    stop = errors.HardStopError("rate_mg_per_h", "above the hard maximum", ("f",))
+    assert (stop.field, stop.findings) == ("rate_mg_per_h", ("f",))

@@ -8,8 +8,17 @@
     │   └── ModelFileError                       a model file that cannot be used; names
     │                                            the file as well
     ├── UnknownNameError (also a LookupError)    a model or protocol name not in a registry
-    └── SimulationError                          inputs were valid but the engine could not
-                                                 produce a trustworthy answer
+    ├── SimulationError                          inputs were valid but the engine could not
+    │                                            produce a trustworthy answer
+    └── RecordError                              the clinical records refuse a request
+        ├── RecordNotFoundError (a LookupError)  no record with that id
+        ├── ConflictError                        the request contradicts the record (a rate
+        │   │                                    change after the stop, a second decision)
+        │   └── HardStopError                    a hard limit stands; carries the findings
+        ├── AppendOnlyError                      an attempt to edit or delete a clinical record
+        ├── AuthenticationError                  unknown user, wrong password, locked account,
+        │                                        expired or revoked token
+        └── AccessDeniedError (a PermissionError) the user's role does not allow the action
 
 Warnings have their own classes so that callers can filter them precisely::
 
@@ -24,11 +33,18 @@ A plan that is well formed but unsafe is *not* an exception: it yields findings
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
+    "AppendOnlyError",
+    "AuthenticationError",
+    "ConflictError",
     "ExtrapolationWarning",
+    "HardStopError",
     "InvalidValueError",
     "KetapainError",
     "KetapainWarning",
     "ModelFileError",
+    "RecordError",
+    "RecordNotFoundError",
     "SimulationError",
     "UnknownNameError",
 ]
@@ -83,6 +99,61 @@ class UnknownNameError(KetapainError, LookupError):
 
 class SimulationError(KetapainError):
     """The inputs were valid but no trustworthy result could be computed."""
+
+
+class RecordError(KetapainError):
+    """The clinical records refuse a request."""
+
+
+class RecordNotFoundError(RecordError, LookupError):
+    """No record of that kind with that id."""
+
+    def __init__(self, kind: str, record_id: object) -> None:
+        self.kind = kind
+        self.record_id = record_id
+        super().__init__(f"no {kind} with id {record_id}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ConflictError(RecordError):
+    """A well-formed request that contradicts the record; ``field`` names what conflicts."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class HardStopError(ConflictError):
+    """A hard limit or contraindication stands; nothing was written.
+
+    ``findings`` holds the blocking findings (``ketapain.protocols.findings.Finding``);
+    a physician's override with a reason lifts them.
+    """
+
+    def __init__(self, field: str, message: str, findings: tuple[object, ...]) -> None:
+        super().__init__(field, message)
+        self.findings = findings
+
+
+class AppendOnlyError(RecordError):
+    """A clinical record may not be edited or deleted; append a correction instead."""
+
+
+class AuthenticationError(RecordError):
+    """Unknown user, wrong password, locked account, or an expired or revoked token."""
+
+
+class AccessDeniedError(RecordError, PermissionError):
+    """The user's role does not allow the action; the refusal is audited."""
+
+    def __init__(self, role: str, action: str, detail: str = "") -> None:
+        self.audited = False  # set once the refusal has its audit entry
+        self.role = role
+        self.action = action
+        text = f"a {role.replace('_', ' ')} may not {action.replace('_', ' ')}"
+        super().__init__(f"{text}: {detail}" if detail else text)
 
 
 class KetapainWarning(UserWarning):

@@ -225,6 +225,7 @@ def _print_table(model: PKModel, columns: dict[str, np.ndarray]) -> None:
     console.print(table)
 
 
+from ketapain.cli import clinic as _clinic  # noqa: E402
 from ketapain.cli import demo as _demo  # noqa: E402  (registers the demo command)
 from ketapain.cli import plan as _plan  # noqa: E402
 from ketapain.cli import predict as _predict  # noqa: E402
@@ -238,3 +239,6 @@ app.command("trial")(_trial.trial_command)
 app.command("screen")(_plan.screen_command)
 app.command("plan")(_plan.plan_command)
 app.command("check-rate")(_plan.check_rate_command)
+app.command("serve")(_clinic.serve_command)
+app.add_typer(_clinic.db_app, name="db")
+app.add_typer(_clinic.users_app, name="users")

@@ -34,10 +34,12 @@ from ketapain.sources import KETALAR_LABEL, Source
 
 __all__ = [
     "BENZODIAZEPINE_THRESHOLD_MG_DIAZEPAM",
+    "MME",
     "MME_THRESHOLD_PER_DAY",
     "Interaction",
     "Kind",
     "lookup",
+    "mme_per_day",
 ]
 
 
@@ -216,3 +218,54 @@ _BY_NAME: Final = {key: item for item in _TABLE for key in (item.name, *item.syn
 def lookup(name: str) -> Interaction | None:
     """The interaction of a medication by name, or None when none is known."""
     return _BY_NAME.get(" ".join(name.lower().split()))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MME:
+    """An opioid dose in morphine milligram equivalents a day, or why it has none."""
+
+    mme_per_day: float | None
+    factor: float | None
+    note: str
+    source: Source | None
+
+
+def mme_per_day(
+    name: str, *, dose_mg_per_day: float | None = None, dose_mcg_per_h: float | None = None
+) -> MME | None:
+    """Morphine milligram equivalents a day of one medication (None if not an opioid).
+
+    CDC 2022 factors (Dowell 2022): per mg/day, and per ug/h for transdermal fentanyl.
+    Buprenorphine is reported without a conversion, as the CDC advises.
+
+    >>> mme_per_day("oxycodone", dose_mg_per_day=40).mme_per_day
+    60.0
+    >>> mme_per_day("fentanyl", dose_mcg_per_h=25).mme_per_day
+    60.0
+    >>> mme_per_day("buprenorphine", dose_mg_per_day=8).mme_per_day is None
+    True
+    """
+    item = lookup(name)
+    if item is None or item.kind is not Kind.OPIOID:
+        return None
+    if item.factor is None:
+        return MME(
+            mme_per_day=None,
+            factor=None,
+            note="no MME conversion: a partial agonist (CDC 2022); dose reported as given",
+            source=item.source,
+        )
+    per_h = item.name == "fentanyl"
+    dose = dose_mcg_per_h if per_h else dose_mg_per_day
+    if dose is None:
+        unit = "dose_mcg_per_h" if per_h else "dose_mg_per_day"
+        return MME(
+            mme_per_day=None, factor=item.factor, note=f"{unit} not given", source=item.source
+        )
+    unit = "ug/h" if per_h else "mg/day"
+    return MME(
+        mme_per_day=dose * item.factor,
+        factor=item.factor,
+        note=f"{dose:g} {unit} x {item.factor:g}",
+        source=item.source,
+    )

@@ -1,0 +1,170 @@
+"""``ketapain serve``, ``ketapain db upgrade|demo|status`` and ``ketapain users create|list``.
+
+Every command takes ``--database-url`` (default: ``KETAPAIN_DATABASE_URL``, else
+``sqlite:///ketapain.db`` in the current folder).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ketapain.clinic import migrate
+from ketapain.clinic.accounts import Role, create_user, list_users
+from ketapain.clinic.audit import SYSTEM
+from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS, fill_demo
+from ketapain.config import Settings
+from ketapain.errors import KetapainError
+
+__all__ = ["db_app", "serve_command", "users_app"]
+
+console = Console()
+err_console = Console(stderr=True)
+db_app = typer.Typer(help="Create, migrate and fill the clinic database.", no_args_is_help=True)
+users_app = typer.Typer(help="Add and list the clinic's users.", no_args_is_help=True)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///file.db or postgresql+psycopg://user:pw@host/db "
+        "(default: KETAPAIN_DATABASE_URL, else sqlite:///ketapain.db)",
+    ),
+]
+
+
+def _settings(url: str | None) -> Settings:
+    settings = Settings.from_env()
+    return replace(settings, database_url=url) if url else settings
+
+
+def _open(url: str | None) -> tuple[Settings, Database]:
+    settings = _settings(url)
+    return settings, Database.connect(settings.database_url)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {err}")
+    return typer.Exit(code=2)
+
+
+@db_app.command("upgrade")
+def upgrade_command(database_url: UrlOpt = None) -> None:
+    """Create or migrate the database to this version's schema."""
+    try:
+        _, db = _open(database_url)
+        before = migrate.current(db)
+        after = migrate.upgrade(db)
+    except KetapainError as err:
+        raise _fail(err) from None
+    note = "already current" if before == after else f"migrated from {before or 'empty'}"
+    console.print(f"database at revision [bold]{after}[/] ({note})")
+
+
+@db_app.command("status")
+def status_command(database_url: UrlOpt = None) -> None:
+    """Show the database's revision and this version's newest."""
+    _, db = _open(database_url)
+    rev, head = migrate.current(db), migrate.head()
+    console.print(f"database revision: {rev or 'empty'}; newest: {head}")
+    if rev != head:
+        raise typer.Exit(code=1)
+
+
+@db_app.command("demo")
+def demo_data_command(
+    database_url: UrlOpt = None,
+    today: Annotated[
+        str | None, typer.Option(help="Day the demo courses are arranged around (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Migrate a fresh database and fill it with demo staff and patients."""
+    try:
+        _, db = _open(database_url)
+        migrate.upgrade(db)
+        day = date.fromisoformat(today) if today else utc_now().date()
+        with console.status("writing demo patients, courses and infusions..."):
+            counts = fill_demo(db, today=day)
+    except (KetapainError, ValueError) as err:
+        raise _fail(err) from None
+    table = Table(title=f"demo data ({counts['patients']} patients, {counts['courses']} courses)")
+    for col in ("username", "name", "role", "password"):
+        table.add_column(col)
+    for username, name, role in DEMO_USERS:
+        table.add_row(username, name, role, DEMO_PASSWORD)
+    console.print(table)
+
+
+@users_app.command("create")
+def create_user_command(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    role: Annotated[Role, typer.Option(help="physician, nurse, front_desk or admin.")],
+    full_name: Annotated[str, typer.Option(help="Name shown in records and audit.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    database_url: UrlOpt = None,
+) -> None:
+    """Add a user (asks for the password twice unless --password-stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        _, db = _open(database_url)
+        user = create_user(
+            db, SYSTEM, username=username, full_name=full_name, role=role.value, password=password
+        )
+    except KetapainError as err:
+        raise _fail(err) from None
+    console.print(f"user [bold]{user.username}[/] ({user.role}) created")
+
+
+@users_app.command("list")
+def list_users_command(database_url: UrlOpt = None) -> None:
+    """List the users."""
+    _, db = _open(database_url)
+    table = Table(title="users")
+    for col in ("username", "name", "role", "active", "locked until (UTC)"):
+        table.add_column(col)
+    with db.session() as session:
+        for u in list_users(session):
+            locked = "" if u.locked_until_utc is None else f"{u.locked_until_utc:%Y-%m-%d %H:%M}"
+            table.add_row(u.username, u.full_name, str(u.role), "yes" if u.active else "no", locked)
+    console.print(table)
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    database_url: UrlOpt = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Fill an empty database with demo data first.")
+    ] = False,
+) -> None:
+    """Serve the API (and its docs at /docs); migrates the database first."""
+    import uvicorn
+
+    from ketapain.web.app import create_app
+
+    try:
+        settings, db = _open(database_url)
+        migrate.upgrade(db)
+        if demo:
+            from ketapain.clinic.patients import Patient
+
+            with db.session() as session:
+                empty = session.query(Patient.id).first() is None
+            if empty:
+                fill_demo(db, today=utc_now().date())
+    except KetapainError as err:
+        raise _fail(err) from None
+    console.print(f"ketapain API at http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings, db=db), host=host, port=port, log_level="info")

@@ -1,0 +1,68 @@
+"""The two verbs every record service shares: append a row, append a correction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from ketapain.clinic.audit import Actor, unit_of_work
+from ketapain.clinic.db import Database
+from ketapain.clinic.permissions import Action, require
+from ketapain.clinic.records import Correctable, Record, correct
+from ketapain.errors import AccessDeniedError, InvalidValueError
+
+__all__ = ["add_row", "check_range", "correct_row", "user_id"]
+
+R = TypeVar("R", bound=Record)
+C = TypeVar("C", bound=Correctable)
+
+
+def check_range(field: str, value: float | None, low: float, high: float) -> None:
+    """Raise :class:`InvalidValueError` unless ``low <= value <= high`` (None passes)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidValueError(field, f"a number from {low:g} to {high:g}", value)
+
+
+def user_id(actor: Actor) -> uuid.UUID:
+    """The recording user's id (the system records as no user, so it cannot chart)."""
+    if actor.user_id is None:
+        raise AccessDeniedError(actor.role, "record clinical data", "records need a user")
+    return actor.user_id
+
+
+def add_row(db: Database, actor: Actor, action: Action, row: R) -> R:
+    """Append ``row`` (checked, audited) if the actor may do ``action``."""
+    with unit_of_work(db, actor) as session:
+        require(actor, action)
+        row.recorded_by_id = user_id(actor)
+        session.add(row)
+    return row
+
+
+def correct_row(
+    db: Database,
+    actor: Actor,
+    action: Action,
+    model: type[C],
+    record_id: uuid.UUID,
+    *,
+    kind: str,
+    reason: str,
+    entered_in_error: bool = False,
+    changes: dict[str, Any],
+) -> C:
+    """Append a correction (or retraction) of ``record_id`` with a reason."""
+    with unit_of_work(db, actor) as session:
+        require(actor, action)
+        return correct(
+            session,
+            model,
+            record_id,
+            kind=kind,
+            reason=reason,
+            actor_id=user_id(actor),
+            entered_in_error=entered_in_error,
+            **changes,
+        )

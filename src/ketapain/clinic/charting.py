@@ -1,0 +1,479 @@
+"""Charting an infusion: hang the bag, pump events, observations, alarms, discharge.
+
+A nurse charts and changes rates within the plan: up to the highest rate of the
+session's pump program or the phase's titration ceiling. Above that only a physician
+may set a rate; above a hard limit of the drug library or protocol, only a physician
+with an override and a reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ketapain.clinic._service import user_id
+from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
+from ketapain.clinic.audit import Actor, unit_of_work
+from ketapain.clinic.courses import Course, current_plan
+from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.infusions import (
+    EventKind,
+    Infusion,
+    InfusionEvent,
+    PumpState,
+    delivery,
+    next_state,
+)
+from ketapain.clinic.observations import DischargeCheck, Score, VitalSigns
+from ketapain.clinic.permissions import Action, allowed, require
+from ketapain.clinic.records import current, get_or_raise
+from ketapain.clinic.screenings import overrides_of, record_overrides
+from ketapain.clinic.treatment import start_if_planned
+from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, InvalidValueError
+from ketapain.protocols.findings import Finding, apply_overrides, blocking
+from ketapain.protocols.guardrails import check_rate, load_drug_library
+from ketapain.protocols.library import get_protocol
+from ketapain.units import mg_per_kg_h_to_mg_per_h
+
+__all__ = [
+    "acknowledge_alarm",
+    "discharge_check",
+    "hang_infusion",
+    "infusion_view",
+    "open_alarms",
+    "pump_event",
+    "record_score",
+    "record_vitals",
+]
+
+# Charting devices' clocks differ by seconds; a time further ahead is a typing error.
+_CLOCK_SKEW: Final = timedelta(minutes=1)
+
+
+def _plan_max_rate(plan: dict[str, Any], number: int, dosing_kg: float) -> float:
+    session = plan["sessions"][number - 1]
+    top = max((st["rate_mg_per_h"] for st in session["steps"]), default=0.0)
+    for phase in plan["protocol"]["phases"]:
+        t = phase["titration"]
+        if phase["name"] == session["phase"] and t is not None:
+            ceiling = t["max_rate"] * (dosing_kg if t["unit"] == "mg/kg/h" else 1.0)
+            top = max(top, ceiling)
+    return float(top)
+
+
+def hang_infusion(
+    db: Database,
+    actor: Actor,
+    course_id: uuid.UUID,
+    *,
+    session_number: int,
+    bag_mg: float,
+    bag_ml: float,
+    lot: str,
+) -> Infusion:
+    """Hang a bag for a planned session; the pump program comes from the plan in force."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.CHART)
+        course = get_or_raise(session, Course, course_id, "course")
+        plan = current_plan(session, course_id)
+        sessions = plan.plan["sessions"]
+        if not 1 <= session_number <= len(sessions):
+            raise InvalidValueError("session_number", f"1 to {len(sessions)}", session_number)
+        start_if_planned(session, actor, course_id)
+        dosing_kg = float(plan.plan["dosing_weight"]["dosing_kg"])
+        row = Infusion(
+            course_id=course_id,
+            patient_id=course.patient_id,
+            session_number=session_number,
+            drug="ketamine",
+            bag_mg=bag_mg,
+            bag_ml=bag_ml,
+            lot=lot,
+            dosing_weight_kg=dosing_kg,
+            program=sessions[session_number - 1]["steps"],
+            plan_version=plan.version,
+            plan_max_rate_mg_per_h=_plan_max_rate(plan.plan, session_number, dosing_kg),
+            recorded_by_id=user_id(actor),
+        )
+        session.add(row)
+    return row
+
+
+def _events(session: Session, infusion_id: uuid.UUID) -> list[InfusionEvent]:
+    return list(
+        session.scalars(
+            select(InfusionEvent)
+            .where(InfusionEvent.infusion_id == infusion_id)
+            .order_by(InfusionEvent.sequence)
+        )
+    )
+
+
+def _check_time(t: datetime, last: datetime | None) -> None:
+    if t.tzinfo is None:
+        raise InvalidValueError("time_utc", "a time with its UTC offset", t.isoformat())
+    if t > utc_now() + _CLOCK_SKEW:
+        raise InvalidValueError("time_utc", "not in the future", t.isoformat())
+    if last is not None and t < last:
+        raise InvalidValueError(
+            "time_utc", f"at or after the last event ({last.isoformat()})", t.isoformat()
+        )
+
+
+def _rate_findings(
+    session: Session,
+    actor: Actor,
+    infusion: Infusion,
+    rate_mg_per_h: float,
+    overrides: tuple[tuple[str, str], ...],
+) -> tuple[list[Finding], tuple[Any, ...]]:
+    course = get_or_raise(session, Course, infusion.course_id, "course")
+    protocol = get_protocol(course.protocol)
+    limits = load_drug_library().limits_for(protocol.setting.value) + protocol.limits
+    findings = check_rate(
+        limits,
+        rate_mg_per_h=rate_mg_per_h,
+        dosing_weight_kg=infusion.dosing_weight_kg,
+        what="Rate change",
+    )
+    if rate_mg_per_h > infusion.plan_max_rate_mg_per_h * (1 + 1e-9):
+        detail = (
+            f"{rate_mg_per_h:g} mg/h is above the plan's maximum of "
+            f"{infusion.plan_max_rate_mg_per_h:.1f} mg/h for this session"
+        )
+        if not allowed(actor, Action.PLAN):
+            raise AccessDeniedError(actor.role, Action.CHANGE_RATE.value, detail)
+    ov = overrides_of(actor, overrides)
+    findings = apply_overrides(findings, ov)
+    stops = blocking(findings)
+    if stops:
+        raise HardStopError(
+            "rate_mg_per_h",
+            " ".join(f.reason for f in stops) + " A physician's override with a reason is needed.",
+            tuple(stops),
+        )
+    return findings, ov
+
+
+def pump_event(
+    db: Database,
+    actor: Actor,
+    infusion_id: uuid.UUID,
+    *,
+    kind: str,
+    rate_mg_per_h: float | None = None,
+    rate_mg_per_kg_h: float | None = None,
+    reason: str | None = None,
+    time_utc: datetime | None = None,
+    overrides: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
+    """Chart a pump event: start, rate change, pause, resume or stop."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.CHANGE_RATE if kind == EventKind.RATE_CHANGE else Action.CHART)
+        if kind not in set(EventKind):
+            raise InvalidValueError("kind", f"one of {', '.join(EventKind)}", kind)
+        infusion = get_or_raise(session, Infusion, infusion_id, "infusion")
+        if rate_mg_per_kg_h is not None:
+            if rate_mg_per_h is not None:
+                raise InvalidValueError(
+                    "rate_mg_per_kg_h", "given alone (not with rate_mg_per_h)", rate_mg_per_kg_h
+                )
+            # mg/kg/h of the dosing weight the plan used, converted once, here.
+            rate_mg_per_h = mg_per_kg_h_to_mg_per_h(
+                rate_mg_per_kg_h, weight_kg=infusion.dosing_weight_kg
+            )
+        events = _events(session, infusion_id)
+        state = PumpState.NOT_STARTED
+        for ev in events:
+            state = next_state(state, EventKind(ev.kind))
+        next_state(state, EventKind(kind))
+        t = time_utc or utc_now()
+        _check_time(t, events[-1].time_utc if events else None)
+        findings: list[Finding] = []
+        if rate_mg_per_h is not None and kind in (EventKind.START, EventKind.RATE_CHANGE):
+            findings, ov = _rate_findings(session, actor, infusion, rate_mg_per_h, overrides)
+            record_overrides(
+                session,
+                actor,
+                patient_id=infusion.patient_id,
+                overrides=ov,
+                context="infusion",
+                context_id=infusion.id,
+            )
+        elif overrides:
+            raise InvalidValueError("overrides", "only with a start or a rate change", overrides)
+        row = InfusionEvent(
+            infusion_id=infusion_id,
+            sequence=len(events) + 1,
+            kind=EventKind(kind),
+            time_utc=t,
+            rate_mg_per_h=rate_mg_per_h,
+            reason=reason,
+            recorded_by_id=user_id(actor),
+        )
+        session.add(row)
+        session.flush()
+        return {"event": row.as_dict(), "findings": [f.as_dict() for f in findings]}
+
+
+def infusion_view(session: Session, actor: Actor, infusion_id: uuid.UUID) -> dict[str, Any]:
+    """The infusion: bag, program, events, delivered dose (computed) and observations."""
+    require(actor, Action.READ_CLINICAL)
+    inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+    events = _events(session, infusion_id)
+    d = delivery([e.pump_event() for e in events], until=utc_now())
+
+    def rows(model: Any, order: Any) -> list[dict[str, Any]]:
+        return [
+            r.as_dict()
+            for r in session.scalars(
+                current(model).where(model.infusion_id == infusion_id).order_by(order)
+            )
+        ]
+
+    return {
+        "id": str(inf.id),
+        "course_id": str(inf.course_id),
+        "patient_id": str(inf.patient_id),
+        "session_number": inf.session_number,
+        "bag": {
+            "drug": inf.drug,
+            "drug_mg": inf.bag_mg,
+            "volume_ml": inf.bag_ml,
+            "lot": inf.lot,
+            "conc_mg_per_ml": inf.conc_mg_per_ml,
+        },
+        "dosing_weight_kg": inf.dosing_weight_kg,
+        "program": inf.program,
+        "plan_version": inf.plan_version,
+        "plan_max_rate_mg_per_h": inf.plan_max_rate_mg_per_h,
+        "state": str(d.state),
+        "rate_mg_per_h": d.rate_mg_per_h,
+        "rate_ml_per_h": None if d.rate_mg_per_h is None else d.rate_mg_per_h / inf.conc_mg_per_ml,
+        "delivered_mg": d.delivered_mg,
+        "delivered_mg_per_kg": d.delivered_mg / inf.dosing_weight_kg,
+        "delivered_ml": d.delivered_mg / inf.conc_mg_per_ml,
+        "bag_remaining_mg": inf.bag_mg - d.delivered_mg,
+        "running_h": d.running_h,
+        "events": [e.as_dict() for e in events],
+        "vitals": rows(VitalSigns, VitalSigns.measured_utc),
+        "scores": rows(Score, Score.measured_utc),
+    }
+
+
+def _raise_alarms(
+    session: Session,
+    actor: Actor,
+    rules: tuple[Rule, ...],
+    *,
+    patient_id: uuid.UUID,
+    infusion_id: uuid.UUID | None,
+    values: dict[str, float | None],
+    baselines: dict[str, float | None],
+    vital_signs_id: uuid.UUID | None = None,
+    score_id: uuid.UUID | None = None,
+) -> list[Alarm]:
+    alarms = [
+        Alarm(
+            patient_id=patient_id,
+            infusion_id=infusion_id,
+            vital_signs_id=vital_signs_id,
+            score_id=score_id,
+            signal=rule.signal,
+            level=rule.level,
+            value=value,
+            message=rule.describe(value),
+            source=rule.source.cite(),
+            recorded_by_id=user_id(actor),
+        )
+        for rule, value in evaluate(rules, values, baselines)
+    ]
+    session.add_all(alarms)
+    return alarms
+
+
+def record_vitals(
+    db: Database,
+    actor: Actor,
+    rules: tuple[Rule, ...],
+    *,
+    patient_id: uuid.UUID,
+    infusion_id: uuid.UUID | None = None,
+    measured_utc: datetime | None = None,
+    **values: Any,
+) -> tuple[VitalSigns, list[Alarm]]:
+    """Chart vital signs; each value is checked against the alarm rules."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.CHART)
+        if infusion_id is not None:
+            inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+            if inf.patient_id != patient_id:
+                raise InvalidValueError(
+                    "infusion_id", "an infusion of this patient", str(infusion_id)
+                )
+        baseline = None
+        if infusion_id is not None:
+            baseline = session.scalar(
+                current(VitalSigns)
+                .with_only_columns(VitalSigns.sbp_mmhg)
+                .where(VitalSigns.infusion_id == infusion_id, VitalSigns.sbp_mmhg.is_not(None))
+                .order_by(VitalSigns.measured_utc)
+                .limit(1)
+            )
+        row = VitalSigns(
+            patient_id=patient_id,
+            infusion_id=infusion_id,
+            measured_utc=measured_utc or utc_now(),
+            recorded_by_id=user_id(actor),
+            **values,
+        )
+        session.add(row)
+        session.flush()
+        alarms = _raise_alarms(
+            session,
+            actor,
+            rules,
+            patient_id=patient_id,
+            infusion_id=infusion_id,
+            values={k: values.get(k) for k in values},
+            baselines={"sbp_mmhg": baseline},
+            vital_signs_id=row.id,
+        )
+    return row, alarms
+
+
+def record_score(
+    db: Database,
+    actor: Actor,
+    rules: tuple[Rule, ...],
+    *,
+    patient_id: uuid.UUID,
+    instrument: str,
+    value: float | None = None,
+    items: dict[str, int] | None = None,
+    infusion_id: uuid.UUID | None = None,
+    measured_utc: datetime | None = None,
+) -> tuple[Score, list[Alarm]]:
+    """Chart a score; sedation scores are checked against the alarm rules."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.CHART)
+        row = Score(
+            patient_id=patient_id,
+            infusion_id=infusion_id,
+            instrument=instrument,
+            value=value,
+            items=items,
+            measured_utc=measured_utc or utc_now(),
+            recorded_by_id=user_id(actor),
+        )
+        session.add(row)
+        session.flush()
+        alarms = _raise_alarms(
+            session,
+            actor,
+            rules,
+            patient_id=patient_id,
+            infusion_id=infusion_id,
+            values={instrument: row.value},
+            baselines={},
+            score_id=row.id,
+        )
+    return row, alarms
+
+
+def open_alarms(
+    session: Session, actor: Actor, *, patient_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Alarms no one has acknowledged yet, newest first."""
+    require(actor, Action.READ_CLINICAL)
+    acked = select(AlarmAcknowledgement.alarm_id)
+    query = select(Alarm).where(Alarm.id.not_in(acked)).order_by(Alarm.recorded_utc.desc())
+    if patient_id is not None:
+        query = query.where(Alarm.patient_id == patient_id)
+    return [a.as_dict() for a in session.scalars(query)]
+
+
+def acknowledge_alarm(
+    db: Database, actor: Actor, alarm_id: uuid.UUID, *, note: str
+) -> dict[str, Any]:
+    """Acknowledge an alarm with what was done."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.ACKNOWLEDGE_ALARM)
+        alarm = get_or_raise(session, Alarm, alarm_id, "alarm")
+        n = session.scalar(
+            select(func.count())
+            .select_from(AlarmAcknowledgement)
+            .where(AlarmAcknowledgement.alarm_id == alarm_id)
+        )
+        if n:
+            raise ConflictError("alarm_id", "the alarm is acknowledged already")
+        ack = AlarmAcknowledgement(alarm_id=alarm_id, note=note, recorded_by_id=user_id(actor))
+        session.add(ack)
+        session.flush()
+        return alarm.as_dict([ack])
+
+
+def discharge_check(
+    db: Database,
+    actor: Actor,
+    infusion_id: uuid.UUID,
+    *,
+    escort_confirmed: bool,
+    escort_name: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Record the discharge check and say whether the patient may go home, and why not."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.CHART)
+        inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+        row = DischargeCheck(
+            patient_id=inf.patient_id,
+            infusion_id=infusion_id,
+            escort_confirmed=escort_confirmed,
+            escort_name=escort_name,
+            note=note,
+            recorded_by_id=user_id(actor),
+        )
+        session.add(row)
+        session.flush()
+        plan = current_plan(session, inf.course_id).plan
+        reasons = _not_ready(session, inf, plan, escort_confirmed)
+        return {"id": str(row.id), "ready": not reasons, "reasons": reasons}
+
+
+def _not_ready(session: Session, inf: Infusion, plan: dict[str, Any], escort: bool) -> list[str]:
+    reasons: list[str] = []
+    for name in ("aldrete", "padss"):
+        score = session.scalars(
+            current(Score)
+            .where(Score.infusion_id == inf.id, Score.instrument == name)
+            .order_by(Score.measured_utc.desc())
+            .limit(1)
+        ).first()
+        label = "Modified Aldrete" if name == "aldrete" else "PADSS"
+        if score is None:
+            reasons.append(f"No {label} score charted after the infusion.")
+        elif not score.as_dict()["passes"]:
+            reasons.append(f"{label} {score.value:g} is below 9 (Aldrete 1995; Chung 1995).")
+    discharge = plan.get("discharge")
+    if discharge and discharge["escort_home"] and not escort:
+        reasons.append("No responsible adult escort confirmed (protocol discharge rules).")
+    stop = session.scalars(
+        select(InfusionEvent).where(
+            InfusionEvent.infusion_id == inf.id, InfusionEvent.kind == EventKind.STOP
+        )
+    ).first()
+    if stop is None:
+        reasons.append("The infusion has not been stopped.")
+    elif discharge:
+        ready_at = stop.time_utc + timedelta(minutes=discharge["observation_min"])
+        if utc_now() < ready_at:
+            reasons.append(
+                f"Observation for {discharge['observation_min']:g} min after the stop runs "
+                f"until {ready_at:%H:%M} UTC ({discharge['source'] or 'protocol'})."
+            )
+    return reasons

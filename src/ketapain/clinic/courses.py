@@ -1,0 +1,237 @@
+"""Courses: the protocol and plan chosen, status, decisions, boosters, oral follow-on.
+
+A course's plan is versioned: changing it appends a new version with a reason (a
+physician only). Status is a sequence of events: planned, in progress, then completed,
+cancelled or stopped early. A decision to stop after the test infusions stops the
+course early.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Any, ClassVar, Final
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ketapain.clinic._service import check_range
+from ketapain.clinic.records import Correctable, Record, current
+from ketapain.errors import InvalidValueError
+
+__all__ = [
+    "TERMINAL",
+    "TRANSITIONS",
+    "Booster",
+    "Course",
+    "CoursePlan",
+    "CourseStatus",
+    "CourseStatusEvent",
+    "Decision",
+    "OralPrescription",
+    "course_status",
+    "current_plan",
+]
+
+
+class CourseStatus(StrEnum):
+    """Where a course stands."""
+
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    STOPPED_EARLY = "stopped_early"
+
+
+TRANSITIONS: Final = {
+    CourseStatus.PLANNED: (CourseStatus.IN_PROGRESS, CourseStatus.CANCELLED),
+    CourseStatus.IN_PROGRESS: (CourseStatus.COMPLETED, CourseStatus.STOPPED_EARLY),
+    CourseStatus.COMPLETED: (),
+    CourseStatus.CANCELLED: (),
+    CourseStatus.STOPPED_EARLY: (),
+}
+TERMINAL: Final = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+class Course(Record):
+    """A course of treatment of one patient with one protocol."""
+
+    __tablename__ = "courses"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(200))
+
+
+class CoursePlan(Record):
+    """One version of a course's plan (the ``ketapain plan`` JSON) and what it was built from."""
+
+    __tablename__ = "course_plans"
+    __table_args__ = (UniqueConstraint("course_id", "version"),)
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[date]
+    plan: Mapped[dict[str, Any]]
+    inputs: Mapped[dict[str, Any]]
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def check(self) -> None:
+        if self.version > 1 and not (self.reason or "").strip():
+            raise InvalidValueError("reason", "why the plan changes", self.reason)
+
+
+class CourseStatusEvent(Record):
+    """A change of a course's status, with the reason."""
+
+    __tablename__ = "course_status_events"
+    # The sequence orders events and makes two concurrent changes collide, not interleave.
+    __table_args__ = (UniqueConstraint("course_id", "sequence"),)
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    sequence: Mapped[int]
+    status: Mapped[CourseStatus] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def check(self) -> None:
+        if self.status not in set(CourseStatus):
+            raise InvalidValueError("status", f"one of {', '.join(CourseStatus)}", self.status)
+
+
+class DecisionKind(StrEnum):
+    """What a decision point decides."""
+
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+class Decision(Correctable):
+    """A physician's signed decision after a session: continue or stop, with the reason."""
+
+    __tablename__ = "decisions"
+    __copy_on_correct__: ClassVar = ("course_id", "after_session", "decision", "reason")
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    after_session: Mapped[int]
+    decision: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+
+    def check(self) -> None:
+        if self.decision not in set(DecisionKind):
+            raise InvalidValueError("decision", '"continue" or "stop"', self.decision)
+        if not (self.reason or "").strip():
+            raise InvalidValueError("reason", "why (a non-empty text)", self.reason)
+        check_range("after_session", self.after_session, 1, 1000)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Decision, session, reason, who signed and when."""
+        return {
+            "id": str(self.id),
+            "after_session": self.after_session,
+            "decision": self.decision,
+            "reason": self.reason,
+            "signed_by": str(self.recorded_by_id),
+            "signed_utc": self.recorded_utc.isoformat(),
+        }
+
+
+class Booster(Correctable):
+    """A booster infusion booked for a date, with the reason (a relapse, a schedule)."""
+
+    __tablename__ = "boosters"
+    __copy_on_correct__: ClassVar = ("course_id", "scheduled_date", "reason")
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    scheduled_date: Mapped[date]
+    reason: Mapped[str] = mapped_column(Text)
+
+    def check(self) -> None:
+        if not (self.reason or "").strip():
+            raise InvalidValueError("reason", "why the booster is booked", self.reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Date and reason."""
+        return {
+            "id": str(self.id),
+            "scheduled_date": self.scheduled_date.isoformat(),
+            "reason": self.reason,
+        }
+
+
+class OralPrescription(Correctable):
+    """An oral ketamine prescription following the infusions."""
+
+    __tablename__ = "oral_prescriptions"
+    __copy_on_correct__: ClassVar = (
+        "course_id",
+        "dose_mg",
+        "doses_per_day",
+        "start_date",
+        "end_date",
+        "instructions",
+    )
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    dose_mg: Mapped[float]
+    doses_per_day: Mapped[int]
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    instructions: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def check(self) -> None:
+        # The oral engine's unit-slip bound is 7 mg/kg (Andrade 2019); per dose here,
+        # 500 mg catches mg typed for ug without a weight. Clinical limits: guardrails.
+        check_range("dose_mg", self.dose_mg, 0.1, 500.0)
+        check_range("doses_per_day", self.doses_per_day, 1, 6)
+        if self.end_date < self.start_date:
+            raise InvalidValueError("end_date", f"on or after {self.start_date}", self.end_date)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Dose, frequency and dates."""
+        return {
+            "id": str(self.id),
+            "dose_mg": self.dose_mg,
+            "doses_per_day": self.doses_per_day,
+            "daily_mg": self.dose_mg * self.doses_per_day,
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "instructions": self.instructions,
+        }
+
+
+def current_plan(session: Session, course_id: uuid.UUID) -> CoursePlan:
+    """The latest version of the course's plan."""
+    plan = session.scalars(
+        select(CoursePlan)
+        .where(CoursePlan.course_id == course_id)
+        .order_by(CoursePlan.version.desc())
+        .limit(1)
+    ).first()
+    if plan is None:  # a course is always created with its plan
+        raise InvalidValueError("course", "a course with a plan", str(course_id))
+    return plan
+
+
+def course_status(session: Session, course_id: uuid.UUID) -> tuple[CourseStatus, int]:
+    """The course's current status (its latest status event) and that event's sequence."""
+    row = session.execute(
+        select(CourseStatusEvent.status, CourseStatusEvent.sequence)
+        .where(CourseStatusEvent.course_id == course_id)
+        .order_by(CourseStatusEvent.sequence.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return CourseStatus.PLANNED, 0
+    return CourseStatus(row[0]), int(row[1])
+
+
+def decisions(session: Session, course_id: uuid.UUID) -> list[Decision]:
+    """The course's current decisions, by session."""
+    return list(
+        session.scalars(
+            current(Decision)
+            .where(Decision.course_id == course_id)
+            .order_by(Decision.after_session)
+        )
+    )

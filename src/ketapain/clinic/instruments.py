@@ -1,0 +1,159 @@
+"""The scores a nurse charts: range, items and pass mark of each instrument, with sources.
+
+>>> INSTRUMENTS["aldrete"].total({"activity": 2, "respiration": 2, "circulation": 2,
+...                               "consciousness": 1, "spo2": 2})
+9
+>>> INSTRUMENTS["aldrete"].passes(9)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from ketapain.errors import InvalidValueError
+from ketapain.protocols.citations import ALDRETE_1995
+from ketapain.sources import FARRAR_2001, Source
+
+__all__ = ["CHERNIK_1990", "CHUNG_1995", "INSTRUMENTS", "Instrument"]
+
+CHERNIK_1990: Final = Source(
+    authors="Chernik DA, Gillings D, Laine H, et al.",
+    year=1990,
+    journal="J Clin Psychopharmacol 10(4):244-251",
+    title="Validity and reliability of the Observer's Assessment of Alertness/Sedation "
+    "Scale: study with intravenous midazolam",
+    locator="MOAA/S 5 = responds readily to name, 0 = no response to trapezius squeeze",
+)
+SESSLER_2002: Final = Source(
+    authors="Sessler CN, Gosnell MS, Grap MJ, et al.",
+    year=2002,
+    journal="Am J Respir Crit Care Med 166(10):1338-1344",
+    title="The Richmond Agitation-Sedation Scale: validity and reliability in adult "
+    "intensive care unit patients",
+    locator="+4 combative to -5 unarousable",
+)
+RODRIGUES_2021: Final = Source(
+    authors="Rodrigues NB, McIntyre RS, Lipsitz O, et al.",
+    year=2021,
+    journal="J Affect Disord 282:160-164",
+    title="A simplified 6-item clinician administered dissociative symptom scale (CADSS-6) "
+    "for monitoring dissociative effects of sub-anesthetic ketamine infusions",
+    locator="items 1, 2, 6, 7, 15 and 22 of the CADSS, each 0-4",
+)
+CHUNG_1995: Final = Source(
+    authors="Chung F, Chan VW, Ong D",
+    year=1995,
+    journal="J Clin Anesth 7(6):500-506",
+    title="A post-anesthetic discharge scoring system for home readiness after ambulatory surgery",
+    locator="modified PADSS: 5 items 0-2; home-ready at 9 or more",
+)
+BOOGAERTS_2000: Final = Source(
+    authors="Boogaerts JG, Vanacker E, Seidel L, et al.",
+    year=2000,
+    journal="Acta Anaesthesiol Scand 44(4):470-474",
+    title="Assessment of postoperative nausea using a visual analogue scale",
+    locator="nausea rated 0 (none) to 10 (worst)",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instrument:
+    """A score: its range, its items (each ``item_max`` at most) and the pass mark."""
+
+    name: str
+    title: str
+    low: int
+    high: int
+    source: Source
+    items: tuple[str, ...] = ()
+    item_max: int = 0
+    pass_at_least: int | None = None
+
+    def total(self, items: Mapping[str, int]) -> int:
+        """The total of an itemised score; every item must be given once, in range."""
+        unknown = sorted(set(items) - set(self.items))
+        if unknown:
+            raise InvalidValueError(f"items.{unknown[0]}", f"one of {', '.join(self.items)}", "")
+        for key in self.items:
+            v = items.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.item_max:
+                raise InvalidValueError(f"items.{key}", f"a whole number 0 to {self.item_max}", v)
+        return sum(items[k] for k in self.items)
+
+    def check(self, value: float) -> None:
+        """Raise unless ``value`` is a whole number within the instrument's range."""
+        if not (float(value).is_integer() and self.low <= value <= self.high):
+            raise InvalidValueError(
+                f"{self.name} value", f"a whole number from {self.low} to {self.high}", value
+            )
+
+    def passes(self, value: float) -> bool | None:
+        """True at or above the pass mark (None for a scale without one)."""
+        return None if self.pass_at_least is None else value >= self.pass_at_least
+
+
+INSTRUMENTS: Final = {
+    i.name: i
+    for i in (
+        Instrument(
+            name="pain_nrs",
+            title="Pain, numeric rating scale",
+            low=0,
+            high=10,
+            source=FARRAR_2001,
+        ),
+        Instrument(
+            name="moaas",
+            title="Modified Observer's Assessment of Alertness/Sedation",
+            low=0,
+            high=5,
+            source=CHERNIK_1990,
+        ),
+        Instrument(
+            name="rass",
+            title="Richmond Agitation-Sedation Scale",
+            low=-5,
+            high=4,
+            source=SESSLER_2002,
+        ),
+        Instrument(
+            name="cadss6",
+            title="Clinician-Administered Dissociative States Scale, 6 items",
+            low=0,
+            high=24,
+            source=RODRIGUES_2021,
+            items=("item1", "item2", "item6", "item7", "item15", "item22"),
+            item_max=4,
+        ),
+        Instrument(
+            name="nausea_nrs",
+            title="Nausea, numeric rating scale",
+            low=0,
+            high=10,
+            source=BOOGAERTS_2000,
+        ),
+        Instrument(
+            name="aldrete",
+            title="Modified Aldrete score",
+            low=0,
+            high=10,
+            source=ALDRETE_1995.at("5 items 0-2; discharge from recovery at 9 or more"),
+            items=("activity", "respiration", "circulation", "consciousness", "spo2"),
+            item_max=2,
+            pass_at_least=9,
+        ),
+        Instrument(
+            name="padss",
+            title="Post-Anesthetic Discharge Scoring System (modified)",
+            low=0,
+            high=10,
+            source=CHUNG_1995,
+            items=("vital_signs", "activity", "nausea_vomiting", "pain", "bleeding"),
+            item_max=2,
+            pass_at_least=9,
+        ),
+    )
+}

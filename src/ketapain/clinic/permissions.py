@@ -1,0 +1,98 @@
+"""Role rules: what each role may do. Services call :func:`require`; routes never decide.
+
+=================  =========  =====  ==========  =====
+action             physician  nurse  front desk  admin
+=================  =========  =====  ==========  =====
+read_schedule      yes        yes    yes         no
+register_patient   yes        yes    yes         no
+read_clinical      yes        yes    no          no
+chart              yes        yes    no          no
+change_rate        yes        yes*   no          no
+acknowledge_alarm  yes        yes    no          no
+screen             yes        yes    no          no
+override           yes        no     no          no
+plan               yes        no     no          no
+decide             yes        no     no          no
+prescribe          yes        no     no          no
+change_course      yes        no     no          no
+read_audit         yes        no     no          yes
+manage_users       no         no     no          yes
+=================  =========  =====  ==========  =====
+
+\\* a nurse changes a rate only within the plan's limits (:mod:`ketapain.clinic.infusions`).
+
+>>> from ketapain.clinic.audit import Actor
+>>> require(Actor(user_id=None, username="fd", role="front_desk"), Action.CHART)
+Traceback (most recent call last):
+...
+ketapain.errors.AccessDeniedError: a front desk may not chart
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from ketapain.clinic.audit import Actor
+from ketapain.errors import AccessDeniedError
+
+__all__ = ["ROLE_ACTIONS", "Action", "allowed", "require"]
+
+
+class Action(StrEnum):
+    """Something a user may or may not do."""
+
+    READ_SCHEDULE = "read_schedule"
+    REGISTER_PATIENT = "register_patient"
+    READ_CLINICAL = "read_clinical"
+    CHART = "chart"
+    CHANGE_RATE = "change_rate"
+    ACKNOWLEDGE_ALARM = "acknowledge_alarm"
+    SCREEN = "screen"
+    OVERRIDE = "override"
+    PLAN = "plan"
+    DECIDE = "decide"
+    PRESCRIBE = "prescribe"
+    CHANGE_COURSE = "change_course"
+    READ_AUDIT = "read_audit"
+    MANAGE_USERS = "manage_users"
+
+
+_NURSE: Final = frozenset(
+    {
+        Action.READ_SCHEDULE,
+        Action.REGISTER_PATIENT,
+        Action.READ_CLINICAL,
+        Action.CHART,
+        Action.CHANGE_RATE,
+        Action.ACKNOWLEDGE_ALARM,
+        Action.SCREEN,
+    }
+)
+ROLE_ACTIONS: Final[dict[str, frozenset[Action]]] = {
+    "physician": _NURSE
+    | {
+        Action.OVERRIDE,
+        Action.PLAN,
+        Action.DECIDE,
+        Action.PRESCRIBE,
+        Action.CHANGE_COURSE,
+        Action.READ_AUDIT,
+    },
+    "nurse": _NURSE,
+    "front_desk": frozenset({Action.READ_SCHEDULE, Action.REGISTER_PATIENT}),
+    "admin": frozenset({Action.READ_AUDIT, Action.MANAGE_USERS}),
+    # Set-up and background jobs (demo data, migrations) act as the system.
+    "system": frozenset(Action),
+}
+
+
+def allowed(actor: Actor, action: Action) -> bool:
+    """True if the actor's role allows ``action``."""
+    return action in ROLE_ACTIONS.get(actor.role, frozenset())
+
+
+def require(actor: Actor, action: Action, detail: str = "") -> None:
+    """Raise :class:`AccessDeniedError` unless the actor's role allows ``action``."""
+    if not allowed(actor, action):
+        raise AccessDeniedError(actor.role, action.value, detail)

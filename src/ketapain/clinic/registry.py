@@ -1,0 +1,176 @@
+"""Patient services: register, chart the history, read the record and the list."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ketapain.clinic._service import user_id
+from ketapain.clinic.audit import Actor, unit_of_work
+from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.observations import VitalSigns
+from ketapain.clinic.patients import (
+    Allergy,
+    BodyMeasurement,
+    Demographics,
+    Diagnosis,
+    HistoryItem,
+    LabResult,
+    Medication,
+    Patient,
+)
+from ketapain.clinic.permissions import Action, allowed, require
+from ketapain.clinic.records import current, get_or_raise
+from ketapain.errors import ConflictError
+
+__all__ = ["demographics_of", "list_patients", "patient_record", "register_patient"]
+
+
+def register_patient(
+    db: Database,
+    actor: Actor,
+    *,
+    mrn: str,
+    family_name: str,
+    given_name: str,
+    birth_date: date,
+    sex: str,
+) -> Patient:
+    """Register a patient with a medical record number and demographics."""
+    with unit_of_work(db, actor) as session:
+        require(actor, Action.REGISTER_PATIENT)
+        by = user_id(actor)
+        if session.scalar(select(Patient.id).where(Patient.mrn == mrn.strip())) is not None:
+            raise ConflictError("mrn", f"a patient with MRN {mrn.strip()!r} exists already")
+        patient = Patient(mrn=mrn.strip(), recorded_by_id=by)
+        session.add(patient)
+        session.flush()
+        session.add(
+            Demographics(
+                patient_id=patient.id,
+                family_name=family_name.strip(),
+                given_name=given_name.strip(),
+                birth_date=birth_date,
+                sex=sex,
+                recorded_by_id=by,
+            )
+        )
+    return patient
+
+
+def demographics_of(session: Session, patient_id: uuid.UUID) -> Demographics:
+    """The patient's current demographics."""
+    row = session.scalars(
+        current(Demographics)
+        .where(Demographics.patient_id == patient_id)
+        .order_by(Demographics.recorded_utc.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise ConflictError("demographics", f"patient {patient_id} has no demographics")
+    return row
+
+
+def _summary(patient: Patient, demo: Demographics, on: date) -> dict[str, Any]:
+    return {
+        "id": str(patient.id),
+        "mrn": patient.mrn,
+        "family_name": demo.family_name,
+        "given_name": demo.given_name,
+        "birth_date": demo.birth_date.isoformat(),
+        "age_y": demo.age_y(on),
+        "sex": str(demo.sex),
+    }
+
+
+def list_patients(
+    session: Session, actor: Actor, *, search: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Patients (demographics only), matching ``search`` in the name or MRN."""
+    require(actor, Action.READ_SCHEDULE)
+    query = (
+        current(Demographics)
+        .join(Patient, Patient.id == Demographics.patient_id)
+        .add_columns(Patient)
+    )
+    if search:
+        like = f"%{search.strip()}%"
+        query = query.where(
+            or_(
+                Patient.mrn.ilike(like),
+                Demographics.family_name.ilike(like),
+                Demographics.given_name.ilike(like),
+            )
+        )
+    rows = session.execute(
+        query.order_by(Demographics.family_name, Demographics.given_name).limit(limit)
+    ).all()
+    today = utc_now().date()
+    return [_summary(p, d, today) for d, p in rows]
+
+
+def _rows(session: Session, model: Any, patient_id: uuid.UUID, order: Any) -> Sequence[Any]:
+    return session.scalars(
+        current(model).where(model.patient_id == patient_id).order_by(order)
+    ).all()
+
+
+def patient_record(session: Session, actor: Actor, patient_id: uuid.UUID) -> dict[str, Any]:
+    """The patient's record: demographics for everyone allowed; the chart for clinicians."""
+    require(actor, Action.READ_SCHEDULE)
+    patient = get_or_raise(session, Patient, patient_id, "patient")
+    out = _summary(patient, demographics_of(session, patient_id), utc_now().date())
+    if not allowed(actor, Action.READ_CLINICAL):
+        return out
+    meds = [m.as_dict() for m in _rows(session, Medication, patient_id, Medication.recorded_utc)]
+    total = [m["mme_per_day"] for m in meds if m["active"] and m["mme_per_day"] is not None]
+
+    def when(t: datetime) -> str:
+        return t.isoformat()
+
+    out.update(
+        {
+            "measurements": [
+                {
+                    "id": str(b.id),
+                    "measured_utc": when(b.measured_utc),
+                    "weight_kg": b.weight_kg,
+                    "height_cm": b.height_cm,
+                }
+                for b in _rows(session, BodyMeasurement, patient_id, BodyMeasurement.measured_utc)
+            ],
+            "diagnoses": [
+                d.as_dict() for d in _rows(session, Diagnosis, patient_id, Diagnosis.recorded_utc)
+            ],
+            "history": [
+                h.as_dict()
+                for h in _rows(session, HistoryItem, patient_id, HistoryItem.recorded_utc)
+            ],
+            "allergies": [
+                {
+                    "id": str(a.id),
+                    "substance": a.substance,
+                    "reaction": a.reaction,
+                    "severity": a.severity,
+                }
+                for a in _rows(session, Allergy, patient_id, Allergy.recorded_utc)
+            ],
+            "medications": meds,
+            "mme_per_day_total": sum(total),
+            "labs": [
+                lab.as_dict()
+                for lab in _rows(session, LabResult, patient_id, LabResult.collected_utc)
+            ],
+            "vitals": [
+                v.as_dict()
+                for v in _rows(session, VitalSigns, patient_id, VitalSigns.measured_utc)
+                if v.infusion_id is None
+            ],
+        }
+    )
+    return out

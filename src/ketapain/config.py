@@ -1,0 +1,92 @@
+"""One settings object for the clinic records, the API and the CLI.
+
+Every setting has a default that works on a fresh machine (an SQLite file in the current
+folder) and can be set from the environment::
+
+    KETAPAIN_DATABASE_URL     sqlite:///ketapain.db (default) or
+                              postgresql+psycopg://user:password@host:5432/ketapain
+    KETAPAIN_TOKEN_TTL_H      lifetime of an API token, hours (default 12)
+    KETAPAIN_SESSION_IDLE_MIN web session closes after this many idle minutes (default 30)
+    KETAPAIN_LOCKOUT_ATTEMPTS failed logins in a row that lock an account (default 5)
+    KETAPAIN_LOCKOUT_MIN      how long a locked account stays locked, minutes (default 15)
+    KETAPAIN_ALARM_THRESHOLDS a TOML file replacing the default alarm thresholds
+
+The token, session and lock-out values are clinic security policy, not clinical numbers.
+NIST SP 800-63B (Grassi 2017, section 5.2.2) requires a limit of at most 100 consecutive
+failed attempts; 5 attempts and 15 minutes follow the common practice of hospital systems
+and can be set per clinic. The session idle time follows the HIPAA Security Rule's
+automatic log-off (45 CFR 164.312(a)(2)(iii)), which sets no number.
+
+>>> Settings.from_env({}).database_url
+'sqlite:///ketapain.db'
+>>> Settings.from_env({"KETAPAIN_LOCKOUT_ATTEMPTS": "3"}).lockout_attempts
+3
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ketapain.errors import InvalidValueError
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///ketapain.db"
+# NIST SP 800-63B section 5.2.2: no more than 100 consecutive failed attempts.
+_MAX_LOCKOUT_ATTEMPTS: Final = 100
+
+
+def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidValueError(key, f"a whole number from {low} to {high}", raw) from None
+    if not low <= value <= high:
+        raise InvalidValueError(key, f"a whole number from {low} to {high}", value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Settings of one deployment; build with :meth:`from_env` or directly in tests."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    token_ttl_h: int = 12
+    session_idle_min: int = 30
+    lockout_attempts: int = 5
+    lockout_min: int = 15
+    alarm_thresholds_file: Path | None = None
+    # Secure cookies need HTTPS; `ketapain serve` on loopback for a demo runs plain HTTP.
+    secure_cookies: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.database_url.startswith(("sqlite", "postgresql")):
+            raise InvalidValueError(
+                "database_url", "an sqlite:/// or postgresql+psycopg:// URL", self.database_url
+            )
+        if not 1 <= self.lockout_attempts <= _MAX_LOCKOUT_ATTEMPTS:
+            raise InvalidValueError(
+                "lockout_attempts", f"1 to {_MAX_LOCKOUT_ATTEMPTS}", self.lockout_attempts
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``KETAPAIN_*`` environment variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        thresholds = env.get("KETAPAIN_ALARM_THRESHOLDS")
+        return cls(
+            database_url=env.get("KETAPAIN_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            token_ttl_h=_int(env, "KETAPAIN_TOKEN_TTL_H", 12, 1, 24 * 30),
+            session_idle_min=_int(env, "KETAPAIN_SESSION_IDLE_MIN", 30, 1, 24 * 60),
+            lockout_attempts=_int(env, "KETAPAIN_LOCKOUT_ATTEMPTS", 5, 1, _MAX_LOCKOUT_ATTEMPTS),
+            lockout_min=_int(env, "KETAPAIN_LOCKOUT_MIN", 15, 1, 24 * 60),
+            alarm_thresholds_file=Path(thresholds) if thresholds else None,
+            secure_cookies=env.get("KETAPAIN_SECURE_COOKIES", "") in ("1", "true", "yes"),
+        )

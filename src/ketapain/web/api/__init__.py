@@ -1,0 +1,1 @@
+"""The JSON REST API, one router per concept, mounted under ``/api/v1``."""

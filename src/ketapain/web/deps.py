@@ -1,0 +1,82 @@
+"""Dependencies of the routes: the database, the settings, the user acting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from ketapain.clinic.accounts import User, resolve_token
+from ketapain.clinic.alarms import Rule
+from ketapain.clinic.audit import Actor, reading
+from ketapain.clinic.db import Database
+from ketapain.config import Settings
+from ketapain.errors import AuthenticationError
+
+__all__ = [
+    "SESSION_COOKIE",
+    "ActorDep",
+    "DbDep",
+    "ReadDep",
+    "RulesDep",
+    "SettingsDep",
+    "UserDep",
+]
+
+SESSION_COOKIE: Final = "ketapain_session"
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _rules(request: Request) -> tuple[Rule, ...]:
+    rules: tuple[Rule, ...] = request.app.state.rules
+    return rules
+
+
+DbDep = Annotated[Database, Depends(_db)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RulesDep = Annotated[tuple[Rule, ...], Depends(_rules)]
+
+
+def secret_of(request: Request) -> str:
+    """The bearer token, or else the web session cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return cookie
+    raise AuthenticationError("log in first: send 'Authorization: Bearer <token>' or a session")
+
+
+def _user(request: Request, db: DbDep, settings: SettingsDep) -> User:
+    return resolve_token(db, settings, secret_of(request))
+
+
+UserDep = Annotated[User, Depends(_user)]
+
+
+def _actor(user: UserDep) -> Actor:
+    return user.actor()
+
+
+ActorDep = Annotated[Actor, Depends(_actor)]
+
+
+def _read(db: DbDep, actor: ActorDep) -> Iterator[Session]:
+    with reading(db, actor) as session:
+        yield session
+
+
+ReadDep = Annotated[Session, Depends(_read)]

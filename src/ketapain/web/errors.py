@@ -1,0 +1,113 @@
+"""Errors as JSON: ``{"error", "message", "field"}`` with the right HTTP status.
+
+======================  ======  =======================================================
+exception               status  ``error``
+======================  ======  =======================================================
+InvalidValueError       422     ``invalid_value`` (+ ``allowed``)
+request validation      422     ``invalid_value`` (+ ``errors``: every field at fault)
+UnknownNameError        422     ``unknown_name``
+AuthenticationError     401     ``not_authenticated``
+AccessDeniedError       403     ``forbidden``
+RecordNotFoundError     404     ``not_found``
+HardStopError           409     ``hard_stop`` (+ ``findings``)
+ConflictError           409     ``conflict``
+AppendOnlyError         409     ``append_only``
+======================  ======  =======================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ketapain.errors import (
+    AccessDeniedError,
+    AppendOnlyError,
+    AuthenticationError,
+    ConflictError,
+    HardStopError,
+    InvalidValueError,
+    RecordNotFoundError,
+    UnknownNameError,
+)
+from ketapain.protocols.findings import Finding
+
+__all__ = ["install"]
+
+
+def _body(error: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "message": message, "field": field, **extra}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc if x != "body") or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn ketapain's errors into JSON answers."""
+
+    @app.exception_handler(InvalidValueError)
+    async def _invalid(_r: Request, err: InvalidValueError) -> JSONResponse:
+        return JSONResponse(
+            _body("invalid_value", str(err), err.field, allowed=err.allowed), status_code=422
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_r: Request, err: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _loc(tuple(e["loc"])), "message": e["msg"]} for e in err.errors()]
+        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        return JSONResponse(
+            _body(
+                "invalid_value",
+                f"{first['field']}: {first['message']}",
+                first["field"],
+                errors=errors,
+            ),
+            status_code=422,
+        )
+
+    @app.exception_handler(UnknownNameError)
+    async def _unknown(_r: Request, err: UnknownNameError) -> JSONResponse:
+        return JSONResponse(_body("unknown_name", str(err), err.kind), status_code=422)
+
+    @app.exception_handler(AuthenticationError)
+    async def _auth(_r: Request, err: AuthenticationError) -> JSONResponse:
+        return JSONResponse(
+            _body("not_authenticated", str(err), None),
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(AccessDeniedError)
+    async def _denied(_r: Request, err: AccessDeniedError) -> JSONResponse:
+        return JSONResponse(_body("forbidden", str(err), None, action=err.action), status_code=403)
+
+    @app.exception_handler(RecordNotFoundError)
+    async def _missing(_r: Request, err: RecordNotFoundError) -> JSONResponse:
+        return JSONResponse(_body("not_found", str(err), "id"), status_code=404)
+
+    @app.exception_handler(HardStopError)
+    async def _stop(_r: Request, err: HardStopError) -> JSONResponse:
+        findings = [f.as_dict() for f in err.findings if isinstance(f, Finding)]
+        return JSONResponse(
+            _body("hard_stop", str(err), err.field, findings=findings), status_code=409
+        )
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_r: Request, err: ConflictError) -> JSONResponse:
+        return JSONResponse(_body("conflict", str(err), err.field), status_code=409)
+
+    @app.exception_handler(AppendOnlyError)
+    async def _append(_r: Request, err: AppendOnlyError) -> JSONResponse:
+        return JSONResponse(_body("append_only", str(err), None), status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_r: Request, err: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            _body("not_found" if err.status_code == 404 else "http_error", str(err.detail), None),
+            status_code=err.status_code,
+        )
