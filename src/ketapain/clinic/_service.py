@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
+from sqlalchemy.orm import Session
+
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.db import Database
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Correctable, Record, correct
-from ketapain.errors import AccessDeniedError, InvalidValueError
+from ketapain.errors import AccessDeniedError, InvalidValueError, RecordNotFoundError
 
-__all__ = ["add_row", "check_range", "correct_row", "user_id"]
+__all__ = ["add_row", "check_links", "check_range", "correct_row", "user_id"]
 
 R = TypeVar("R", bound=Record)
 C = TypeVar("C", bound=Correctable)
@@ -23,6 +25,23 @@ def check_range(field: str, value: float | None, low: float, high: float) -> Non
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise InvalidValueError(field, f"a number from {low:g} to {high:g}", value)
+
+
+def check_links(session: Session, row: Record) -> None:
+    """The patient exists, and an infusion named belongs to that patient."""
+    from ketapain.clinic.infusions import Infusion
+    from ketapain.clinic.patients import Patient
+
+    patient_id = getattr(row, "patient_id", None)
+    if patient_id is not None and session.get(Patient, patient_id) is None:
+        raise RecordNotFoundError("patient", patient_id)
+    infusion_id = getattr(row, "infusion_id", None)
+    if infusion_id is not None:
+        infusion = session.get(Infusion, infusion_id)
+        if infusion is None:
+            raise RecordNotFoundError("infusion", infusion_id)
+        if patient_id is not None and infusion.patient_id != patient_id:
+            raise InvalidValueError("infusion_id", "an infusion of this patient", str(infusion_id))
 
 
 def user_id(actor: Actor) -> uuid.UUID:
@@ -37,6 +56,7 @@ def add_row(db: Database, actor: Actor, action: Action, row: R) -> R:
     with unit_of_work(db, actor) as session:
         require(actor, action)
         row.recorded_by_id = user_id(actor)
+        check_links(session, row)
         session.add(row)
     return row
 

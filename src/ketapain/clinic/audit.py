@@ -25,11 +25,12 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import BigInteger, Integer, String, Text, event, func, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 
 from ketapain.clinic.db import Base, Database, UTCDateTime, utc_now
 from ketapain.clinic.records import Record
-from ketapain.errors import AccessDeniedError, AppendOnlyError, RecordError
+from ketapain.errors import AccessDeniedError, AppendOnlyError, ConflictError, RecordError
 
 __all__ = [
     "SYSTEM",
@@ -113,8 +114,9 @@ def snapshot(obj: Base) -> dict[str, Any]:
 
 
 def _entity_id(obj: Base) -> str | None:
-    ident = inspect(obj).identity
-    return None if ident is None else ",".join(str(_json(i)) for i in ident)
+    # New rows have no identity key yet in after_flush; their primary key values are set.
+    key = inspect(type(obj)).primary_key_from_instance(obj)
+    return None if any(k is None for k in key) else ",".join(str(_json(k)) for k in key)
 
 
 def _row(actor: Actor, action: str, obj: Base, **kw: Any) -> dict[str, Any]:
@@ -232,6 +234,10 @@ def unit_of_work(db: Database, actor: Actor) -> Iterator[Session]:
     except AccessDeniedError as err:
         _audit_denial(db, actor, err)
         raise
+    except IntegrityError as err:
+        # A constraint the services did not foresee (two writers taking the same event
+        # number, a reference to a missing row): nothing was written.
+        raise ConflictError("record", f"the database refused the write: {err.orig}") from None
     finally:
         session.close()
 

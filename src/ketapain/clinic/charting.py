@@ -12,10 +12,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from ketapain.clinic._service import user_id
+from ketapain.clinic._service import check_links, user_id
 from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.courses import Course, current_plan
@@ -309,12 +309,6 @@ def record_vitals(
     """Chart vital signs; each value is checked against the alarm rules."""
     with unit_of_work(db, actor) as session:
         require(actor, Action.CHART)
-        if infusion_id is not None:
-            inf = get_or_raise(session, Infusion, infusion_id, "infusion")
-            if inf.patient_id != patient_id:
-                raise InvalidValueError(
-                    "infusion_id", "an infusion of this patient", str(infusion_id)
-                )
         baseline = None
         if infusion_id is not None:
             baseline = session.scalar(
@@ -331,6 +325,7 @@ def record_vitals(
             recorded_by_id=user_id(actor),
             **values,
         )
+        check_links(session, row)
         session.add(row)
         session.flush()
         alarms = _raise_alarms(
@@ -370,6 +365,7 @@ def record_score(
             measured_utc=measured_utc or utc_now(),
             recorded_by_id=user_id(actor),
         )
+        check_links(session, row)
         session.add(row)
         session.flush()
         alarms = _raise_alarms(
@@ -388,10 +384,14 @@ def record_score(
 def open_alarms(
     session: Session, actor: Actor, *, patient_id: uuid.UUID | None = None
 ) -> list[dict[str, Any]]:
-    """Alarms no one has acknowledged yet, newest first."""
+    """Alarms no one has acknowledged yet: stop alarms first, newest first within a level."""
     require(actor, Action.READ_CLINICAL)
     acked = select(AlarmAcknowledgement.alarm_id)
-    query = select(Alarm).where(Alarm.id.not_in(acked)).order_by(Alarm.recorded_utc.desc())
+    query = (
+        select(Alarm)
+        .where(Alarm.id.not_in(acked))
+        .order_by(case((Alarm.level == "stop", 0), else_=1), Alarm.recorded_utc.desc())
+    )
     if patient_id is not None:
         query = query.where(Alarm.patient_id == patient_id)
     return [a.as_dict() for a in session.scalars(query)]

@@ -133,6 +133,8 @@ class Score(Correctable):
             self.value = float(total)
         elif self.items:
             raise InvalidValueError("items", f"none for {inst.name}", self.items)
+        if self.value is None:
+            raise InvalidValueError("value", f"a {inst.low} to {inst.high} score", None)
         inst.check(self.value)
 
     def as_dict(self) -> dict[str, Any]:

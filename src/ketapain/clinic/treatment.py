@@ -289,6 +289,11 @@ def decide(
     with unit_of_work(db, actor) as session:
         require(actor, Action.DECIDE, "only a physician signs a decision")
         get_or_raise(session, Course, course_id, "course")
+        planned = len(current_plan(session, course_id).plan["sessions"])
+        if isinstance(after_session, bool) or not 1 <= after_session <= planned:
+            raise InvalidValueError(
+                "after_session", f"a session of the plan, 1 to {planned}", after_session
+            )
         if any(d.after_session == after_session for d in decisions(session, course_id)):
             raise ConflictError(
                 "after_session",
