@@ -84,5 +84,5 @@ def correct_row(
             reason=reason,
             actor_id=user_id(actor),
             entered_in_error=entered_in_error,
-            **changes,
+            changes=changes,
         )

@@ -30,7 +30,13 @@ from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 
 from ketapain.clinic.db import Base, Database, UTCDateTime, utc_now
 from ketapain.clinic.records import Record
-from ketapain.errors import AccessDeniedError, AppendOnlyError, ConflictError, RecordError
+from ketapain.errors import (
+    AccessDeniedError,
+    AppendOnlyError,
+    ConflictError,
+    InvalidValueError,
+    RecordError,
+)
 
 __all__ = [
     "SYSTEM",
@@ -145,9 +151,20 @@ def _guard(session: Session, _ctx: Any, _instances: Any) -> None:
     for obj in session.deleted:
         if getattr(obj, "__append_only__", False):
             raise AppendOnlyError(f"{obj.__tablename__} rows are append-only and never deleted")
+    for obj in (*session.new, *session.dirty):
+        if isinstance(obj, Base):
+            _check_times(obj)
     for obj in session.new:
         if isinstance(obj, Record):
             obj.check()
+
+
+def _check_times(obj: Base) -> None:
+    """Refuse a naive time here, naming the field (the column type would raise later)."""
+    for attr in inspect(type(obj)).column_attrs:
+        value = getattr(obj, attr.key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise InvalidValueError(attr.key, "a timezone-aware time (UTC)", value.isoformat())
 
 
 @event.listens_for(Session, "after_flush")

@@ -34,7 +34,7 @@ from ketapain.clinic.records import current, get_or_raise
 from ketapain.clinic.screenings import overrides_of, record_overrides
 from ketapain.clinic.treatment import start_if_planned
 from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, InvalidValueError
-from ketapain.protocols.findings import Finding, apply_overrides, blocking
+from ketapain.protocols.findings import Finding, apply_overrides, blocking, unused_overrides
 from ketapain.protocols.guardrails import check_rate, load_drug_library
 from ketapain.protocols.library import get_protocol
 from ketapain.units import mg_per_kg_h_to_mg_per_h
@@ -148,6 +148,9 @@ def _rate_findings(
         if not allowed(actor, Action.PLAN):
             raise AccessDeniedError(actor.role, Action.CHANGE_RATE.value, detail)
     ov = overrides_of(actor, overrides)
+    unused = unused_overrides(findings, ov)
+    if unused:
+        raise InvalidValueError("overrides", "codes of hard stops of this rate", unused)
     findings = apply_overrides(findings, ov)
     stops = blocking(findings)
     if stops:

@@ -20,7 +20,7 @@ from ketapain.clinic._service import add_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import SYSTEM, Actor
 from ketapain.clinic.courses import Course, current_plan
-from ketapain.clinic.db import Database
+from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.patients import (
     BodyMeasurement,
     Diagnosis,
@@ -30,7 +30,7 @@ from ketapain.clinic.patients import (
     Patient,
 )
 from ketapain.clinic.permissions import Action
-from ketapain.errors import ConflictError
+from ketapain.errors import ConflictError, InvalidValueError
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USERS", "fill_demo"]
 
@@ -335,7 +335,13 @@ def _chart_session(
 
 
 def fill_demo(db: Database, *, today: date) -> dict[str, int]:
-    """Fill an empty, migrated database; refuse one that holds patients already."""
+    """Fill an empty, migrated database; refuse one that holds patients already.
+
+    ``today`` may not be later than the real date: the demo charts infusions up to
+    ``today`` and the records refuse pump events in the future.
+    """
+    if today > utc_now().date():
+        raise InvalidValueError("today", f"on or before {utc_now().date()}", today.isoformat())
     with db.read() as session:
         if session.scalar(select(func.count()).select_from(Patient)):
             raise ConflictError(

@@ -284,6 +284,8 @@ class LabResult(Correctable):
             if self.positive is None or self.value is not None:
                 raise InvalidValueError("positive", "true or false (and no value)", self.positive)
             return
+        if self.positive is not None:
+            raise InvalidValueError("positive", f"not given for {self.test} (a number)", True)
         unit, low, high = LAB_UNITS[LabTest(self.test)]
         if self.value is None:
             raise InvalidValueError("value", f"a number in {unit}", None)

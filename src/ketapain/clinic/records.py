@@ -11,11 +11,13 @@ tables (triggers in the first migration), and the session refuses them before th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import ForeignKey, Select, Text, exists, select
 from sqlalchemy.orm import Mapped, Session, aliased, declared_attr, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from ketapain.clinic.db import Base, utc_now
 from ketapain.errors import ConflictError, InvalidValueError, RecordNotFoundError
@@ -82,19 +84,24 @@ def _coerce(model: type[Correctable], key: str, value: Any) -> Any:
     """Turn JSON text into the column's date or time (other values are checked later)."""
     if not isinstance(value, str):
         return value
-    column = model.__table__.columns[key]
+    column_type = model.__table__.columns[key].type
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
     try:
-        kind = column.type.python_type
+        kind = column_type.python_type
     except NotImplementedError:
         return value
     try:
-        if kind is datetime:
-            return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value) if kind is datetime else None
         if kind is date:
             return date.fromisoformat(value)
     except ValueError:
         raise InvalidValueError(key, f"an ISO {kind.__name__}", value) from None
-    return value
+    if parsed is None:
+        return value
+    if parsed.tzinfo is None:
+        raise InvalidValueError(key, "a timezone-aware time (UTC), ISO with its offset", value)
+    return parsed
 
 
 def correct(
@@ -106,7 +113,7 @@ def correct(
     reason: str,
     actor_id: uuid.UUID,
     entered_in_error: bool = False,
-    **changes: Any,
+    changes: Mapping[str, Any] | None = None,
 ) -> C:
     """Append a correction of row ``record_id`` (or its retraction) and return it.
 
@@ -124,6 +131,7 @@ def correct(
         )
     if old.entered_in_error:
         raise ConflictError("corrects_id", f"{kind} {old.id} is a retraction")
+    changes = dict(changes or {})
     unknown = sorted(set(changes) - set(model.__copy_on_correct__))
     if unknown:
         raise InvalidValueError(unknown[0], f"one of {', '.join(model.__copy_on_correct__)}", "")

@@ -99,12 +99,14 @@ def list_patients(
         .add_columns(Patient)
     )
     if search:
-        like = f"%{search.strip()}%"
+        # Search for the text as typed: % and _ are not wildcards here.
+        text = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{text}%"
         query = query.where(
             or_(
-                Patient.mrn.ilike(like),
-                Demographics.family_name.ilike(like),
-                Demographics.given_name.ilike(like),
+                Patient.mrn.ilike(like, escape="\\"),
+                Demographics.family_name.ilike(like, escape="\\"),
+                Demographics.given_name.ilike(like, escape="\\"),
             )
         )
     rows = session.execute(
