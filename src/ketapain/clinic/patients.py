@@ -8,6 +8,7 @@ a change of weight is a new measurement, a wrong birth date a correction with a 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Final
@@ -23,6 +24,7 @@ from ketapain.protocols.interactions import mme_per_day
 from ketapain.protocols.vocabulary import (
     DIAGNOSES,
     HISTORY,
+    Term,
     resolve_diagnosis,
     resolve_history,
 )
@@ -133,56 +135,51 @@ class BodyMeasurement(Correctable):
         check_range("height_cm", self.height_cm, 50.0, 250.0)
 
 
-class Diagnosis(Correctable):
+class _Coded(Correctable):
+    """An entry named by key, ICD-10-CM or SNOMED CT code, resolved to a vocabulary key."""
+
+    __abstract__ = True
+    __copy_on_correct__: ClassVar = ("patient_id", "code", "key")
+    _vocabulary: ClassVar[dict[str, Term]]
+    _resolve: ClassVar[Callable[[object, str], str]]
+
+    code: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(60))
+
+    def check(self) -> None:
+        self.key = type(self)._resolve(self.code, "code")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Key, code as entered, words and standard codes."""
+        term = self._vocabulary[self.key]
+        return {
+            "id": str(self.id),
+            "code": self.code,
+            "key": self.key,
+            "label": term.label,
+            "icd10cm": list(term.icd10cm),
+            "snomed": list(term.snomed),
+        }
+
+
+class Diagnosis(_Coded):
     """A diagnosis as entered (key, ICD-10-CM or SNOMED CT) and the vocabulary key."""
 
     __tablename__ = "diagnoses"
-    __copy_on_correct__: ClassVar = ("patient_id", "code", "key")
+    _vocabulary = DIAGNOSES
+    _resolve = staticmethod(resolve_diagnosis)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
-    code: Mapped[str] = mapped_column(String(40))
-    key: Mapped[str] = mapped_column(String(60))
-
-    def check(self) -> None:
-        self.key = resolve_diagnosis(self.code, "code")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Key, code as entered, words and standard codes."""
-        term = DIAGNOSES[self.key]
-        return {
-            "id": str(self.id),
-            "code": self.code,
-            "key": self.key,
-            "label": term.label,
-            "icd10cm": list(term.icd10cm),
-            "snomed": list(term.snomed),
-        }
 
 
-class HistoryItem(Correctable):
+class HistoryItem(_Coded):
     """A history item screening reads (a key, ICD-10-CM or SNOMED CT code)."""
 
     __tablename__ = "history_items"
-    __copy_on_correct__: ClassVar = ("patient_id", "code", "key")
+    _vocabulary = HISTORY
+    _resolve = staticmethod(resolve_history)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
-    code: Mapped[str] = mapped_column(String(40))
-    key: Mapped[str] = mapped_column(String(60))
-
-    def check(self) -> None:
-        self.key = resolve_history(self.code, "code")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Key, code as entered, words and standard codes."""
-        term = HISTORY[self.key]
-        return {
-            "id": str(self.id),
-            "code": self.code,
-            "key": self.key,
-            "label": term.label,
-            "icd10cm": list(term.icd10cm),
-            "snomed": list(term.snomed),
-        }
 
 
 class AllergySeverity(StrEnum):
