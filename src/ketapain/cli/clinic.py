@@ -21,7 +21,7 @@ from ketapain.clinic.audit import SYSTEM
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS, fill_demo
 from ketapain.config import Settings
-from ketapain.errors import KetapainError
+from ketapain.errors import ConflictError, KetapainError
 
 __all__ = ["db_app", "serve_command", "users_app"]
 
@@ -158,12 +158,10 @@ def serve_command(
         settings, db = _open(database_url)
         migrate.upgrade(db)
         if demo:
-            from ketapain.clinic.patients import Patient
-
-            with db.session() as session:
-                empty = session.query(Patient.id).first() is None
-            if empty:
+            try:
                 fill_demo(db, today=utc_now().date())
+            except ConflictError:
+                console.print("the database holds patients already: no demo data added")
     except KetapainError as err:
         raise _fail(err) from None
     console.print(f"ketapain API at http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import BigInteger, Integer, String, Text, event, func, insert, inspect, select
+from sqlalchemy import BigInteger, Integer, String, Text, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 
@@ -303,8 +303,3 @@ def list_entries(
     if action is not None:
         query = query.where(AuditEntry.action == action)
     return session.scalars(query.limit(limit)).all()
-
-
-def count(session: Session) -> int:
-    """Number of audit entries."""
-    return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)

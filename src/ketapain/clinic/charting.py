@@ -268,24 +268,24 @@ def infusion_view(session: Session, actor: Actor, infusion_id: uuid.UUID) -> dic
     }
 
 
-def _raise_alarms(
+def _chart_with_alarms(
     session: Session,
     actor: Actor,
     rules: tuple[Rule, ...],
-    *,
-    patient_id: uuid.UUID,
-    infusion_id: uuid.UUID | None,
+    row: VitalSigns | Score,
     values: dict[str, float | None],
     baselines: dict[str, float | None],
-    vital_signs_id: uuid.UUID | None = None,
-    score_id: uuid.UUID | None = None,
 ) -> list[Alarm]:
+    """Write an observation and the alarms its values raise."""
+    check_links(session, row)
+    session.add(row)
+    session.flush()
     alarms = [
         Alarm(
-            patient_id=patient_id,
-            infusion_id=infusion_id,
-            vital_signs_id=vital_signs_id,
-            score_id=score_id,
+            patient_id=row.patient_id,
+            infusion_id=row.infusion_id,
+            vital_signs_id=row.id if isinstance(row, VitalSigns) else None,
+            score_id=row.id if isinstance(row, Score) else None,
             signal=rule.signal,
             level=rule.level,
             value=value,
@@ -328,18 +328,8 @@ def record_vitals(
             recorded_by_id=user_id(actor),
             **values,
         )
-        check_links(session, row)
-        session.add(row)
-        session.flush()
-        alarms = _raise_alarms(
-            session,
-            actor,
-            rules,
-            patient_id=patient_id,
-            infusion_id=infusion_id,
-            values={k: values.get(k) for k in values},
-            baselines={"sbp_mmhg": baseline},
-            vital_signs_id=row.id,
+        alarms = _chart_with_alarms(
+            session, actor, rules, row, dict(values), {"sbp_mmhg": baseline}
         )
     return row, alarms
 
@@ -368,19 +358,7 @@ def record_score(
             measured_utc=measured_utc or utc_now(),
             recorded_by_id=user_id(actor),
         )
-        check_links(session, row)
-        session.add(row)
-        session.flush()
-        alarms = _raise_alarms(
-            session,
-            actor,
-            rules,
-            patient_id=patient_id,
-            infusion_id=infusion_id,
-            values={instrument: row.value},
-            baselines={},
-            score_id=row.id,
-        )
+        alarms = _chart_with_alarms(session, actor, rules, row, {instrument: row.value}, {})
     return row, alarms
 
 

@@ -183,6 +183,8 @@ class OralPrescription(Correctable):
         # The oral engine's unit-slip bound is 7 mg/kg (Andrade 2019); per dose here,
         # 500 mg catches mg typed for ug without a weight. Clinical limits: guardrails.
         check_range("dose_mg", self.dose_mg, 0.1, 500.0)
+        # Oral follow-on is taken 3-4 times a day (clinical reference section 2, [S36]);
+        # 6 bounds typing errors, not the prescription.
         check_range("doses_per_day", self.doses_per_day, 1, 6)
         if self.end_date < self.start_date:
             raise InvalidValueError("end_date", f"on or after {self.start_date}", self.end_date)

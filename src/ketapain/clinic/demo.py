@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -224,6 +225,16 @@ def _register(db: Database, desk: Actor, nurse: Actor, doc: Actor, p: _Person, o
     return patient
 
 
+_ALDRETE_10: Final = {
+    "activity": 2,
+    "respiration": 2,
+    "circulation": 2,
+    "consciousness": 2,
+    "spo2": 2,
+}
+_PADSS_9: Final = {"vital_signs": 2, "activity": 2, "nausea_vomiting": 2, "pain": 1, "bleeding": 2}
+
+
 def _chart_session(
     db: Database,
     nurse: Actor,
@@ -236,28 +247,20 @@ def _chart_session(
 ) -> None:
     s = plan["sessions"][number - 1]
     inf = charting.hang_infusion(
-        db,
-        nurse,
-        course_id,
-        session_number=number,
-        bag_mg=250,
-        bag_ml=250,
+        db, nurse, course_id, session_number=number, bag_mg=250, bag_ml=250,
         lot=f"KET-2611-{number:02d}",
+    )  # fmt: skip
+    vitals = partial(
+        charting.record_vitals, db, nurse, DEFAULT_RULES, patient_id=patient_id, infusion_id=inf.id
+    )
+    score = partial(
+        charting.record_score, db, nurse, DEFAULT_RULES, patient_id=patient_id, infusion_id=inf.id
     )
     start = datetime.fromisoformat(s["start"]).replace(tzinfo=UTC)
-    charting.record_vitals(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient_id,
-        infusion_id=inf.id,
-        measured_utc=start - timedelta(minutes=5),
-        sbp_mmhg=124,
-        dbp_mmhg=78,
-        hr_per_min=72,
-        rr_per_min=14,
-        spo2_pct=98,
-    )
+    end = datetime.fromisoformat(s["end"]).replace(tzinfo=UTC)
+    half_hour = start + timedelta(minutes=30)
+    vitals(measured_utc=start - timedelta(minutes=5), sbp_mmhg=124, dbp_mmhg=78, hr_per_min=72,
+           rr_per_min=14, spo2_pct=98)  # fmt: skip
     charting.pump_event(
         db,
         nurse,
@@ -266,71 +269,14 @@ def _chart_session(
         time_utc=start,
         rate_mg_per_h=s["steps"][0]["rate_mg_per_h"],
     )
-    charting.record_score(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient_id,
-        infusion_id=inf.id,
-        instrument="pain_nrs",
-        value=7,
-        measured_utc=start,
-    )
-    charting.record_vitals(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient_id,
-        infusion_id=inf.id,
-        measured_utc=start + timedelta(minutes=30),
-        sbp_mmhg=sbp_peak,
-        dbp_mmhg=84,
-        hr_per_min=80,
-        rr_per_min=15,
-        spo2_pct=97,
-    )
-    charting.record_score(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient_id,
-        infusion_id=inf.id,
-        instrument="moaas",
-        value=4,
-        measured_utc=start + timedelta(minutes=30),
-    )
-    end = datetime.fromisoformat(s["end"]).replace(tzinfo=UTC)
+    score(instrument="pain_nrs", value=7, measured_utc=start)
+    vitals(measured_utc=half_hour, sbp_mmhg=sbp_peak, dbp_mmhg=84, hr_per_min=80, rr_per_min=15,
+           spo2_pct=97)  # fmt: skip
+    score(instrument="moaas", value=4, measured_utc=half_hour)
     charting.pump_event(db, nurse, inf.id, kind="stop", time_utc=end)
-    charting.record_score(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient_id,
-        infusion_id=inf.id,
-        instrument="pain_nrs",
-        value=4,
-        measured_utc=end,
-    )
-    for name, items in (
-        (
-            "aldrete",
-            {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2},
-        ),
-        (
-            "padss",
-            {"vital_signs": 2, "activity": 2, "nausea_vomiting": 2, "pain": 1, "bleeding": 2},
-        ),
-    ):
-        charting.record_score(
-            db,
-            nurse,
-            DEFAULT_RULES,
-            patient_id=patient_id,
-            infusion_id=inf.id,
-            instrument=name,
-            items=items,
-            measured_utc=end + timedelta(hours=2),
-        )
+    score(instrument="pain_nrs", value=4, measured_utc=end)
+    score(instrument="aldrete", items=_ALDRETE_10, measured_utc=end + timedelta(hours=2))
+    score(instrument="padss", items=_PADSS_9, measured_utc=end + timedelta(hours=2))
     charting.discharge_check(db, nurse, inf.id, escort_confirmed=True, escort_name="family member")
 
 

@@ -61,8 +61,9 @@ class LabTest(StrEnum):
     PREGNANCY_TEST = "pregnancy_test"
 
 
-# One unit per test, converted at the edge; the range bounds catch unit slips
-# (the same physiological bounds as the patient file, ketapain.protocols.patient).
+# One unit per test (LabResult.value holds it; the API returns it as "unit"). The bounds
+# catch unit slips, not patients: the liver tests share the patient file's bounds
+# (ketapain.protocols.patient); creatinine above 30 mg/dL is umol/L typed as mg/dL.
 LAB_UNITS: Final = {
     LabTest.ALT: ("U/L", 0.0, 20000.0),
     LabTest.AST: ("U/L", 0.0, 20000.0),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -132,15 +132,12 @@ def patient_record(session: Session, actor: Actor, patient_id: uuid.UUID) -> dic
     meds = [m.as_dict() for m in _rows(session, Medication, patient_id, Medication.recorded_utc)]
     total = [m["mme_per_day"] for m in meds if m["active"] and m["mme_per_day"] is not None]
 
-    def when(t: datetime) -> str:
-        return t.isoformat()
-
     out.update(
         {
             "measurements": [
                 {
                     "id": str(b.id),
-                    "measured_utc": when(b.measured_utc),
+                    "measured_utc": b.measured_utc.isoformat(),
                     "weight_kg": b.weight_kg,
                     "height_cm": b.height_cm,
                 }

@@ -45,6 +45,7 @@ from ketapain.protocols.interactions import (
     MME_THRESHOLD_PER_DAY,
     Kind,
     lookup,
+    mme_per_day,
 )
 from ketapain.protocols.patient import Patient
 from ketapain.protocols.schema import Protocol
@@ -516,9 +517,11 @@ def _medications(p: Patient, protocol: Protocol | None) -> list[Finding]:
                 diazepam_mg += med.dose_mg_per_day * it.factor
             out.append(_finding(INFO, code, f"{_cap(it.name)}: {it.effect}.", it.source))
         elif it.kind is Kind.OPIOID:
-            if it.factor is not None:
-                dose = med.dose_mcg_per_h if it.name == "fentanyl" else med.dose_mg_per_day
-                mme += (dose or 0.0) * it.factor
+            opioid = mme_per_day(
+                med.name, dose_mg_per_day=med.dose_mg_per_day, dose_mcg_per_h=med.dose_mcg_per_h
+            )
+            if opioid is not None and opioid.mme_per_day is not None:
+                mme += opioid.mme_per_day
             out.append(_finding(INFO, code, f"{_cap(it.name)}: {it.effect}.", it.source))
         else:
             sev = WARN if it.kind in (Kind.SEIZURE_THRESHOLD, Kind.RAISES_BLOOD_PRESSURE) else INFO
