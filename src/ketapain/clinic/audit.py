@@ -6,6 +6,7 @@ before and after. Entries are written by session hooks, so no service can forget
 a flush with changes and no actor is refused. A refused request (a role rule, a failed
 login) is audited in a transaction of its own, since the request's is rolled back.
 
+>>> from sqlalchemy import func
 >>> from ketapain.clinic.db import Database
 >>> db = Database.connect("sqlite://")
 >>> Base.metadata.create_all(db.engine)
