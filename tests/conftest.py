@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,9 @@ from ketapain.clinic import migrate
 from ketapain.clinic._service import add_row
 from ketapain.clinic.accounts import User, create_user
 from ketapain.clinic.audit import SYSTEM, Actor
-from ketapain.clinic.db import Database
+from ketapain.clinic.charting import record_score, record_vitals
+from ketapain.clinic.checklist import record_checklist
+from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.patients import BodyMeasurement, Diagnosis, Patient
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.registry import register_patient
@@ -150,3 +152,37 @@ def patient(db: Database, staff: dict[str, Actor]) -> Patient:
     )
     add_row(db, staff["physician"], Action.CHART, Diagnosis(patient_id=p.id, code="G90.511"))
     return p
+
+
+def _make_ready(db: Database, nurse: Actor, infusion_id: uuid.UUID, patient_id: uuid.UUID) -> None:
+    """Complete the pre-infusion checklist of an infusion, so that the pump may start.
+
+    Baseline vitals (120/75 mmHg, 72/min) and NRS 7 are charted 12 h ago: before the
+    start times the tests use, and not raising an alarm of their own.
+    """
+    earlier = utc_now() - timedelta(hours=12)
+    record_checklist(
+        db,
+        nurse,
+        infusion_id,
+        consent_confirmed=True,
+        escort_confirmed=True,
+        escort_name="A. Escort",
+        fasting_confirmed=True,
+        medications_reviewed=True,
+        premedication_note="premedication given as planned",
+    )
+    baseline = {"sbp_mmhg": 120.0, "dbp_mmhg": 75.0, "hr_per_min": 72.0, "spo2_pct": 98.0}
+    vitals = {"patient_id": patient_id, "infusion_id": infusion_id, "measured_utc": earlier}
+    record_vitals(db, nurse, (), **vitals, **baseline)
+    record_score(db, nurse, (), instrument="pain_nrs", value=7.0, **vitals)
+
+
+@pytest.fixture
+def make_ready(db: Database, staff: dict[str, Actor]) -> Callable[[uuid.UUID, uuid.UUID], None]:
+    """``make_ready(infusion_id, patient_id)``: the nurse completes the checklist."""
+
+    def ready(infusion_id: uuid.UUID, patient_id: uuid.UUID) -> None:
+        _make_ready(db, staff["nurse"], infusion_id, patient_id)
+
+    return ready

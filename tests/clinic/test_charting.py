@@ -55,11 +55,13 @@ def course(db, staff, patient):
 
 
 @pytest.fixture
-def infusion(db, staff, course):
-    """Session 1 of the course, hung by the nurse, not started."""
-    return hang_infusion(
+def infusion(db, staff, course, make_ready):
+    """Session 1 of the course, hung by the nurse, checklist complete, not started."""
+    row = hang_infusion(
         db, staff["nurse"], course.id, session_number=1, bag_mg=250, bag_ml=250, lot="KET-1"
     )
+    make_ready(row.id, row.patient_id)
+    return row
 
 
 def _plan(db, staff, course):
@@ -534,7 +536,10 @@ def test_itemised_score_total_is_computed(db, staff, patient, infusion):
         )
     assert err.value.field == "value"
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Score)) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(Score).where(Score.instrument == "aldrete"))
+            == 1
+        )
 
 
 def test_score_without_value_is_an_invalid_value(db, staff, patient):
@@ -578,8 +583,11 @@ def test_score_for_another_patients_infusion_is_refused(db, staff, infusion):
             instrument="pain_nrs",
             value=3,
         )
-    with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Score)) == 0
+    with db.session() as s:  # only the fixture's baseline NRS
+        assert (
+            s.scalar(select(func.count()).select_from(Score).where(Score.patient_id == other.id))
+            == 0
+        )
 
 
 # --- discharge ----------------------------------------------------------------------

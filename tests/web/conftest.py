@@ -3,6 +3,7 @@ patient with a planned course and a bag hung, all made through the API where it 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -84,10 +85,15 @@ def course(api: TestClient, headers: dict[str, dict[str, str]], patient_id: str)
 
 @pytest.fixture
 def infusion(
-    api: TestClient, headers: dict[str, dict[str, str]], course: dict[str, Any]
+    api: TestClient,
+    headers: dict[str, dict[str, str]],
+    course: dict[str, Any],
+    make_ready: Callable[[uuid.UUID, uuid.UUID], None],
 ) -> dict[str, Any]:
-    """The bag of session 1 hung by the nurse: ``id``, ``program``, ``plan_max_rate_mg_per_h``."""
+    """The bag of session 1 hung by the nurse, checklist complete: ``id``, ``program``,
+    ``plan_max_rate_mg_per_h``."""
     resp = api.post(f"{API}/courses/{course['id']}/infusions", json=BAG, headers=headers["nurse"])
     assert resp.status_code == 201, resp.text
     hung: dict[str, Any] = resp.json()
+    make_ready(uuid.UUID(hung["id"]), uuid.UUID(course["patient_id"]))
     return hung

@@ -140,6 +140,35 @@ def clinic_day(api: TestClient, headers: Headers) -> dict[str, Any]:
     def at(hours: float) -> str:
         return (t0 + timedelta(hours=hours)).isoformat()
 
+    # The pump does not start before the checklist is complete.
+    early = {"kind": "start", "rate_mg_per_h": program_rate, "time_utc": at(0)}
+    refused = api.post(f"{API}/infusions/{inf}/events", json=early, headers=nurse)
+    assert refused.status_code == 409 and refused.json()["field"] == "checklist"
+    confirmations = {
+        "consent_confirmed": True,
+        "escort_confirmed": True,
+        "escort_name": "J. Doe",
+        "fasting_confirmed": True,
+        "medications_reviewed": True,
+        "premedication_given": ["midazolam", "ondansetron"],
+    }
+    check = _ok(api.post(f"{API}/infusions/{inf}/checklist", json=confirmations, headers=nurse))
+    assert check["complete"] is False
+    assert len(check["missing"]) == 2  # baseline vitals and NRS
+    before = {"infusion_id": inf, "measured_utc": at(-0.1)}
+    _ok(
+        api.post(
+            f"{base}/vitals", json={**before, "sbp_mmhg": 122, "hr_per_min": 70}, headers=nurse
+        )
+    )
+    _ok(
+        api.post(
+            f"{base}/scores", json={**before, "instrument": "pain_nrs", "value": 7}, headers=nurse
+        )
+    )
+    ready = _ok(api.get(f"{API}/infusions/{inf}/checklist", headers=nurse), 200)
+    assert ready["complete"] is True and ready["missing"] == []
+
     for event in (
         {"kind": "start", "rate_mg_per_h": program_rate, "time_utc": at(0)},
         {"kind": "rate_change", "rate_mg_per_h": 18.0, "reason": "tolerated", "time_utc": at(1)},
@@ -217,7 +246,7 @@ def clinic_day(api: TestClient, headers: Headers) -> dict[str, Any]:
     assert view["bag_remaining_mg"] == pytest.approx(250 - view["delivered_mg"])
     assert view["running_h"] == pytest.approx(2.0)
     assert {s["instrument"] for s in view["scores"]} == {"aldrete", "padss", "pain_nrs"}
-    assert [v["spo2_pct"] for v in view["vitals"]] == [91.0]
+    assert [v["spo2_pct"] for v in view["vitals"]] == [None, 91.0]  # baseline, then 91
 
     cid = course["id"]
     decision = {"after_session": 1, "decision": "continue", "reason": "tolerated, pain 7 to 3"}

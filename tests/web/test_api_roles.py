@@ -3,6 +3,7 @@ every refusal answers the same 403 JSON and is audited with the user who asked."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,6 +238,7 @@ def test_physician_does_the_nurses_and_the_physicians_work(
     usernames: dict[str, str],
     audit_log: AuditLog,
     patient_id: str,
+    make_ready: Callable[[uuid.UUID, uuid.UUID], None],
 ) -> None:
     """A physician charts, plans, runs an infusion above the plan maximum, signs, reads audit."""
     doc = headers["physician"]
@@ -265,6 +267,7 @@ def test_physician_does_the_nurses_and_the_physicians_work(
     )
     assert hung.status_code == 201
     infusion = hung.json()
+    make_ready(uuid.UUID(infusion["id"]), uuid.UUID(patient_id))
     _start(api, headers, infusion, "physician")
     above = infusion["plan_max_rate_mg_per_h"] + 5.0
     resp = _rate(api, headers, infusion["id"], "physician", rate_mg_per_h=above)

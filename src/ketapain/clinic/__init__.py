@@ -15,6 +15,7 @@ from ketapain.clinic import (  # noqa: F401 - registers the tables and the audit
     accounts,
     alarms,
     audit,
+    checklist,
     courses,
     infusions,
     observations,

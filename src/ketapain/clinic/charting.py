@@ -1,8 +1,10 @@
 """Charting an infusion: hang the bag, pump events, observations, alarms, discharge.
 
-A nurse charts and changes rates within the plan: up to the highest rate of the
-session's pump program or the phase's titration ceiling. Above that only a physician
-may set a rate; above a hard limit of the drug library or protocol, only a physician
+The pump starts only once the pre-infusion checklist is complete
+(:mod:`ketapain.clinic.checklist`). A nurse charts and changes rates within the plan:
+up to the highest rate of the session's pump program or the phase's titration ceiling.
+Above that only a physician may set a rate; above a hard limit of the drug library or
+protocol, only a physician
 with an override and a reason.
 """
 
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from ketapain.clinic._service import check_links, user_id
 from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
 from ketapain.clinic.audit import Actor, unit_of_work
+from ketapain.clinic.checklist import checklist_status
 from ketapain.clinic.courses import Course, current_plan
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.infusions import (
@@ -196,6 +199,13 @@ def pump_event(
         next_state(state, EventKind(kind))
         t = time_utc or utc_now()
         _check_time(t, events[-1].time_utc if events else None)
+        if kind == EventKind.START:
+            ready = checklist_status(session, infusion)
+            if not ready.complete:
+                raise ConflictError(
+                    "checklist",
+                    "the pre-infusion checklist is not complete: " + " ".join(ready.missing),
+                )
         findings: list[Finding] = []
         if rate_mg_per_h is not None and kind in (EventKind.START, EventKind.RATE_CHANGE):
             findings, ov = _rate_findings(session, actor, infusion, rate_mg_per_h, overrides)

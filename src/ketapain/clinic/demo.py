@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import func, select
 
-from ketapain.clinic import accounts, charting, registry, screenings, treatment
+from ketapain.clinic import accounts, charting, checklist, registry, screenings, treatment
 from ketapain.clinic._service import add_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import SYSTEM, Actor
@@ -261,6 +261,12 @@ def _chart_session(
     half_hour = start + timedelta(minutes=30)
     vitals(measured_utc=start - timedelta(minutes=5), sbp_mmhg=124, dbp_mmhg=78, hr_per_min=72,
            rr_per_min=14, spo2_pct=98)  # fmt: skip
+    score(instrument="pain_nrs", value=7, measured_utc=start - timedelta(minutes=5))
+    checklist.record_checklist(
+        db, nurse, inf.id, consent_confirmed=True, escort_confirmed=True,
+        escort_name="family member", fasting_confirmed=True, medications_reviewed=True,
+        premedication_given=[p["drug"] for p in plan["premedication"] if not p["prn"]],
+    )  # fmt: skip
     charting.pump_event(
         db,
         nurse,
@@ -269,7 +275,6 @@ def _chart_session(
         time_utc=start,
         rate_mg_per_h=s["steps"][0]["rate_mg_per_h"],
     )
-    score(instrument="pain_nrs", value=7, measured_utc=start)
     vitals(measured_utc=half_hour, sbp_mmhg=sbp_peak, dbp_mmhg=84, hr_per_min=80, rr_per_min=15,
            spo2_pct=97)  # fmt: skip
     score(instrument="moaas", value=4, measured_utc=half_hour)

@@ -18,7 +18,10 @@ from ketapain.clinic.charting import (
     open_alarms,
     pump_event,
 )
+from ketapain.clinic.checklist import checklist_status, record_checklist
+from ketapain.clinic.infusions import Infusion
 from ketapain.clinic.permissions import Action, require
+from ketapain.clinic.records import get_or_raise
 from ketapain.web.api._schemas import Body, OverrideIn
 from ketapain.web.deps import ActorDep, DbDep, ReadDep
 
@@ -43,6 +46,18 @@ class EventIn(Body):
     reason: str | None = None
     time_utc: AwareDatetime | None = None
     overrides: list[OverrideIn] = Field(default_factory=list)
+
+
+class ChecklistIn(Body):
+    """The pre-infusion confirmations and the premedication given (drugs of the plan)."""
+
+    consent_confirmed: bool
+    escort_confirmed: bool
+    fasting_confirmed: bool
+    medications_reviewed: bool
+    escort_name: str | None = None
+    premedication_given: list[str] = Field(default_factory=list)
+    premedication_note: str | None = None
 
 
 class DischargeIn(Body):
@@ -76,9 +91,26 @@ def infusion(infusion_id: uuid.UUID, session: ReadDep, actor: ActorDep) -> dict[
     return infusion_view(session, actor, infusion_id)
 
 
+@router.post("/infusions/{infusion_id}/checklist", status_code=201)
+def checklist(
+    infusion_id: uuid.UUID, body: ChecklistIn, db: DbDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Chart the pre-infusion checklist; the answer lists what is still missing."""
+    return record_checklist(db, actor, infusion_id, **body.model_dump())
+
+
+@router.get("/infusions/{infusion_id}/checklist")
+def checklist_now(infusion_id: uuid.UUID, session: ReadDep, actor: ActorDep) -> dict[str, Any]:
+    """Where the checklist stands: ``complete`` and the ``missing`` items."""
+    require(actor, Action.READ_CLINICAL)
+    inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+    return checklist_status(session, inf).as_dict()
+
+
 @router.post("/infusions/{infusion_id}/events", status_code=201)
 def event(infusion_id: uuid.UUID, body: EventIn, db: DbDep, actor: ActorDep) -> dict[str, Any]:
-    """Chart a pump event; a hard limit answers 409 unless a physician overrides it."""
+    """Chart a pump event; a start needs the checklist complete; a hard limit answers 409
+    unless a physician overrides it."""
     values = body.model_dump(exclude={"overrides"})
     return pump_event(
         db,
