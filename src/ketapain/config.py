@@ -10,6 +10,7 @@ folder) and can be set from the environment::
     KETAPAIN_LOCKOUT_ATTEMPTS failed logins in a row that lock an account (default 5)
     KETAPAIN_LOCKOUT_MIN      how long a locked account stays locked, minutes (default 15)
     KETAPAIN_ALARM_THRESHOLDS a TOML file replacing the default alarm thresholds
+    KETAPAIN_TIMEZONE         the clinic's time zone for the pages, IANA name (default UTC)
 
 The token, session and lock-out values are clinic security policy, not clinical numbers.
 NIST SP 800-63B (Grassi 2017, section 5.2.2) requires a limit of at most 100 consecutive
@@ -30,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ketapain.errors import InvalidValueError
 
@@ -65,6 +67,8 @@ class Settings:
     alarm_thresholds_file: Path | None = None
     # Secure cookies need HTTPS; `ketapain serve` on loopback for a demo runs plain HTTP.
     secure_cookies: bool = False
+    # Times are stored in UTC and shown in the clinic's zone (the pages' only conversion).
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite", "postgresql")):
@@ -75,6 +79,12 @@ class Settings:
             raise InvalidValueError(
                 "lockout_attempts", f"1 to {_MAX_LOCKOUT_ATTEMPTS}", self.lockout_attempts
             )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidValueError(
+                "timezone", "an IANA time zone name such as Europe/Amsterdam", self.timezone
+            ) from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +99,5 @@ class Settings:
             lockout_min=_int(env, "KETAPAIN_LOCKOUT_MIN", 15, 1, 24 * 60),
             alarm_thresholds_file=Path(thresholds) if thresholds else None,
             secure_cookies=env.get("KETAPAIN_SECURE_COOKIES", "") in ("1", "true", "yes"),
+            timezone=env.get("KETAPAIN_TIMEZONE") or "UTC",
         )

@@ -31,18 +31,27 @@ from ketapain.clinic.infusions import (
     delivery,
     next_state,
 )
-from ketapain.clinic.observations import DischargeCheck, Score, VitalSigns
+from ketapain.clinic.observations import (
+    DischargeCheck,
+    RescueMedication,
+    Score,
+    SideEffect,
+    VitalSigns,
+)
 from ketapain.clinic.permissions import Action, allowed, require
 from ketapain.clinic.records import current, get_or_raise
 from ketapain.clinic.screenings import overrides_of, record_overrides
 from ketapain.clinic.treatment import start_if_planned
 from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, InvalidValueError
+from ketapain.protocols.citations import GOLDBERG_2005
 from ketapain.protocols.findings import Finding, apply_overrides, blocking, unused_overrides
 from ketapain.protocols.guardrails import check_rate, load_drug_library
 from ketapain.protocols.library import get_protocol
 from ketapain.units import mg_per_kg_h_to_mg_per_h
 
 __all__ = [
+    "CHARTING_INTERVAL",
+    "CHARTING_INTERVAL_SOURCE",
     "acknowledge_alarm",
     "discharge_check",
     "hang_infusion",
@@ -52,6 +61,11 @@ __all__ = [
     "record_score",
     "record_vitals",
 ]
+
+# Vital signs every 15 minutes during the infusion: NIBP q15 min in Goldberg 2005
+# (Pain Physician 8:175), the outpatient CRPS series the seed protocol follows.
+CHARTING_INTERVAL: Final = timedelta(minutes=15)
+CHARTING_INTERVAL_SOURCE: Final = GOLDBERG_2005
 
 # Charting devices' clocks differ by seconds; a time further ahead is a typing error.
 _CLOCK_SKEW: Final = timedelta(minutes=1)
@@ -275,6 +289,28 @@ def infusion_view(session: Session, actor: Actor, infusion_id: uuid.UUID) -> dic
         "events": [e.as_dict() for e in events],
         "vitals": rows(VitalSigns, VitalSigns.measured_utc),
         "scores": rows(Score, Score.measured_utc),
+        "side_effects": rows(SideEffect, SideEffect.observed_utc),
+        "rescue_medications": rows(RescueMedication, RescueMedication.given_utc),
+        "discharge": _discharge_state(session, inf),
+    }
+
+
+def _discharge_state(session: Session, inf: Infusion) -> dict[str, Any]:
+    """The latest discharge check and whether the patient may go now, and why not."""
+    last = session.scalars(
+        current(DischargeCheck)
+        .where(DischargeCheck.infusion_id == inf.id)
+        .order_by(DischargeCheck.checked_utc.desc())
+        .limit(1)
+    ).first()
+    escort = last is not None and last.escort_confirmed
+    reasons = _not_ready(session, inf, current_plan(session, inf.course_id).plan, escort)
+    return {
+        "checked_utc": None if last is None else last.checked_utc.isoformat(),
+        "escort_confirmed": escort,
+        "escort_name": None if last is None else last.escort_name,
+        "ready": last is not None and not reasons,
+        "reasons": reasons,
     }
 
 

@@ -31,6 +31,7 @@ from ketapain.clinic.courses import (
     decisions,
 )
 from ketapain.clinic.db import Database
+from ketapain.clinic.patients import Patient
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import current, get_or_raise
 from ketapain.clinic.registry import demographics_of
@@ -42,9 +43,10 @@ from ketapain.clinic.screenings import (
 )
 from ketapain.errors import ConflictError, HardStopError, InvalidValueError
 from ketapain.protocols.dosing_weight import WeightPolicy
-from ketapain.protocols.findings import blocking, unused_overrides
+from ketapain.protocols.findings import Override, blocking, unused_overrides
 from ketapain.protocols.library import get_protocol
 from ketapain.protocols.planning import Bag, TargetRequest, build_plan
+from ketapain.protocols.planning import CoursePlan as PlannedCourse
 
 __all__ = [
     "book_booster",
@@ -53,9 +55,76 @@ __all__ = [
     "create_course",
     "decide",
     "prescribe_oral",
+    "preview_course",
     "replan",
     "schedule",
 ]
+
+
+def _plan(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    protocol: str,
+    start_date: date,
+    bag_mg: float,
+    bag_ml: float,
+    weight_policy: str,
+    weight_cap_kg: float | None,
+    target_ng_per_ml: float | None,
+    overrides: tuple[Override, ...],
+    predict: bool,
+) -> PlannedCourse:
+    chart = screening_patient(session, patient_id, on=start_date)
+    proto = get_protocol(protocol)
+    if weight_policy not in set(WeightPolicy):
+        raise InvalidValueError("weight_policy", f"one of {', '.join(WeightPolicy)}", weight_policy)
+    return build_plan(
+        chart,
+        proto,
+        start_date=start_date,
+        bag=Bag(drug_mg=bag_mg, volume_ml=bag_ml),
+        policy=WeightPolicy(weight_policy),
+        weight_cap_kg=weight_cap_kg,
+        overrides=overrides,
+        target=None if target_ng_per_ml is None else TargetRequest(conc_ng_per_ml=target_ng_per_ml),
+        predict_outcome=predict,
+    )
+
+
+def preview_course(
+    session: Session,
+    actor: Actor,
+    *,
+    patient_id: uuid.UUID,
+    protocol: str,
+    start_date: date,
+    bag_mg: float,
+    bag_ml: float,
+    weight_policy: str = "actual",
+    weight_cap_kg: float | None = None,
+    target_ng_per_ml: float | None = None,
+    overrides: Iterable[tuple[str, str]] = (),
+) -> PlannedCourse:
+    """The plan :func:`create_course` would write, with its prediction; nothing is written.
+
+    Hard stops are findings here, not errors: the physician sees them before approving.
+    """
+    require(actor, Action.PLAN, "only a physician plans a course")
+    get_or_raise(session, Patient, patient_id, "patient")
+    return _plan(
+        session,
+        patient_id=patient_id,
+        protocol=protocol,
+        start_date=start_date,
+        bag_mg=bag_mg,
+        bag_ml=bag_ml,
+        weight_policy=weight_policy,
+        weight_cap_kg=weight_cap_kg,
+        target_ng_per_ml=target_ng_per_ml,
+        overrides=overrides_of(actor, overrides),
+        predict=True,
+    )
 
 
 def _build(
@@ -73,21 +142,21 @@ def _build(
     overrides: Iterable[tuple[str, str]],
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]:
     ov = overrides_of(actor, overrides)
-    chart = screening_patient(session, patient_id, on=start_date)
-    proto = get_protocol(protocol)
-    if weight_policy not in set(WeightPolicy):
-        raise InvalidValueError("weight_policy", f"one of {', '.join(WeightPolicy)}", weight_policy)
-    plan = build_plan(
-        chart,
-        proto,
+    plan = _plan(
+        session,
+        patient_id=patient_id,
+        protocol=protocol,
         start_date=start_date,
-        bag=Bag(drug_mg=bag_mg, volume_ml=bag_ml),
-        policy=WeightPolicy(weight_policy),
+        bag_mg=bag_mg,
+        bag_ml=bag_ml,
+        weight_policy=weight_policy,
         weight_cap_kg=weight_cap_kg,
+        target_ng_per_ml=target_ng_per_ml,
         overrides=ov,
-        target=None if target_ng_per_ml is None else TargetRequest(conc_ng_per_ml=target_ng_per_ml),
-        predict_outcome=False,
+        predict=False,
     )
+    chart = plan.patient
+    proto = plan.protocol
     unused = unused_overrides(plan.findings, ov)
     if unused:
         raise InvalidValueError("overrides", "codes of hard stops in this plan", unused)

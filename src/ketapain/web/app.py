@@ -1,4 +1,5 @@
-"""The application factory: ``create_app(settings)`` builds the API for one database."""
+"""The application factory: ``create_app(settings)`` builds the API and the pages for one
+database."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ketapain import __version__
 from ketapain.clinic.alarms import load_rules
 from ketapain.clinic.db import Database
 from ketapain.config import Settings
-from ketapain.web import errors
+from ketapain.web import errors, pages
 from ketapain.web.api import auth, courses, infusions, patients
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -16,8 +17,11 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
-    """The ketapain web application (OpenAPI docs at ``/docs``)."""
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, demo: bool = False
+) -> FastAPI:
+    """The ketapain web application: pages at ``/``, the API under ``/api/v1`` (OpenAPI
+    docs at ``/docs``). ``demo`` shows the demo logins on the sign-in page."""
     settings = settings or Settings.from_env()
     app = FastAPI(
         title="ketapain",
@@ -30,7 +34,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.settings = settings
     app.state.db = db or Database.connect(settings.database_url)
     app.state.rules = load_rules(settings.alarm_thresholds_file)
+    app.state.demo = demo
     errors.install(app)
+    pages.install(app)
     for router in (auth.router, patients.router, courses.router, infusions.router):
         app.include_router(router, prefix=API_PREFIX)
 

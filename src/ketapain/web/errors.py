@@ -17,11 +17,11 @@ AppendOnlyError         409     ``append_only``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ketapain.errors import (
@@ -35,12 +35,38 @@ from ketapain.errors import (
     UnknownNameError,
 )
 from ketapain.protocols.findings import Finding
+from ketapain.web.pages._render import render, sign_in_url
 
-__all__ = ["install"]
+__all__ = ["API_PATHS", "install"]
+
+# Paths answered in JSON; everything else is a page.
+API_PATHS: Final = ("/api/", "/docs")
 
 
 def _body(error: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
     return {"error": error, "message": message, "field": field, **extra}
+
+
+def _answer(
+    request: Request,
+    content: dict[str, Any],
+    status_code: int,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """JSON for the API; an error page for a page (its message, never a stack trace)."""
+    if request.url.path.startswith(API_PATHS):
+        return JSONResponse(content, status_code=status_code, headers=headers)
+    if status_code == 401:
+        return RedirectResponse(sign_in_url(request.url.path), status_code=303)
+    titles = {403: "Not allowed", 404: "Not found", 409: "Not possible"}
+    return render(
+        request,
+        "error.html",
+        page_user=None,
+        status=status_code,
+        title=titles.get(status_code, "Something is wrong"),
+        message=content["message"],
+    )
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -51,16 +77,17 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn ketapain's errors into JSON answers."""
 
     @app.exception_handler(InvalidValueError)
-    async def _invalid(_r: Request, err: InvalidValueError) -> JSONResponse:
-        return JSONResponse(
-            _body("invalid_value", str(err), err.field, allowed=err.allowed), status_code=422
+    async def _invalid(_r: Request, err: InvalidValueError) -> Response:
+        return _answer(
+            _r, _body("invalid_value", str(err), err.field, allowed=err.allowed), status_code=422
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_r: Request, err: RequestValidationError) -> JSONResponse:
+    async def _validation(_r: Request, err: RequestValidationError) -> Response:
         errors = [{"field": _loc(tuple(e["loc"])), "message": e["msg"]} for e in err.errors()]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
-        return JSONResponse(
+        return _answer(
+            _r,
             _body(
                 "invalid_value",
                 f"{first['field']}: {first['message']}",
@@ -71,43 +98,45 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(UnknownNameError)
-    async def _unknown(_r: Request, err: UnknownNameError) -> JSONResponse:
-        return JSONResponse(_body("unknown_name", str(err), err.kind), status_code=422)
+    async def _unknown(_r: Request, err: UnknownNameError) -> Response:
+        return _answer(_r, _body("unknown_name", str(err), err.kind), status_code=422)
 
     @app.exception_handler(AuthenticationError)
-    async def _auth(_r: Request, err: AuthenticationError) -> JSONResponse:
-        return JSONResponse(
+    async def _auth(_r: Request, err: AuthenticationError) -> Response:
+        return _answer(
+            _r,
             _body("not_authenticated", str(err), None),
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
 
     @app.exception_handler(AccessDeniedError)
-    async def _denied(_r: Request, err: AccessDeniedError) -> JSONResponse:
-        return JSONResponse(_body("forbidden", str(err), None, action=err.action), status_code=403)
+    async def _denied(_r: Request, err: AccessDeniedError) -> Response:
+        return _answer(_r, _body("forbidden", str(err), None, action=err.action), status_code=403)
 
     @app.exception_handler(RecordNotFoundError)
-    async def _missing(_r: Request, err: RecordNotFoundError) -> JSONResponse:
-        return JSONResponse(_body("not_found", str(err), "id"), status_code=404)
+    async def _missing(_r: Request, err: RecordNotFoundError) -> Response:
+        return _answer(_r, _body("not_found", str(err), "id"), status_code=404)
 
     @app.exception_handler(HardStopError)
-    async def _stop(_r: Request, err: HardStopError) -> JSONResponse:
+    async def _stop(_r: Request, err: HardStopError) -> Response:
         findings = [f.as_dict() for f in err.findings if isinstance(f, Finding)]
-        return JSONResponse(
-            _body("hard_stop", str(err), err.field, findings=findings), status_code=409
+        return _answer(
+            _r, _body("hard_stop", str(err), err.field, findings=findings), status_code=409
         )
 
     @app.exception_handler(ConflictError)
-    async def _conflict(_r: Request, err: ConflictError) -> JSONResponse:
-        return JSONResponse(_body("conflict", str(err), err.field), status_code=409)
+    async def _conflict(_r: Request, err: ConflictError) -> Response:
+        return _answer(_r, _body("conflict", str(err), err.field), status_code=409)
 
     @app.exception_handler(AppendOnlyError)
-    async def _append(_r: Request, err: AppendOnlyError) -> JSONResponse:
-        return JSONResponse(_body("append_only", str(err), None), status_code=409)
+    async def _append(_r: Request, err: AppendOnlyError) -> Response:
+        return _answer(_r, _body("append_only", str(err), None), status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_r: Request, err: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
+    async def _http(_r: Request, err: StarletteHTTPException) -> Response:
+        return _answer(
+            _r,
             _body("not_found" if err.status_code == 404 else "http_error", str(err.detail), None),
             status_code=err.status_code,
         )

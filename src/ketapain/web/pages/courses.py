@@ -1,0 +1,153 @@
+"""The course: sessions done and planned with pain before and after, the decision after
+the test infusions with its response figure, boosters, oral follow-on, hanging a bag."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ketapain.clinic.audit import Actor, reading
+from ketapain.clinic.charting import hang_infusion
+from ketapain.clinic.courses import CourseStatus
+from ketapain.clinic.db import Database
+from ketapain.clinic.progress import course_progress
+from ketapain.clinic.registry import patient_record
+from ketapain.clinic.treatment import (
+    book_booster,
+    change_status,
+    course_view,
+    decide,
+    prescribe_oral,
+)
+from ketapain.errors import KetapainError
+from ketapain.web.deps import DbDep
+from ketapain.web.pages._charts import course_pain_chart
+from ketapain.web.pages._render import (
+    FormReader,
+    PageUser,
+    PageUserDep,
+    field_errors,
+    read_form,
+    redirect,
+    render,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _page(
+    request: Request, db: DbDep, me: PageUser, course_id: uuid.UUID, **context: Any
+) -> Response:
+    actor = me.user.actor()
+    with reading(db, actor) as session:
+        view = course_view(session, actor, course_id)
+        progress = course_progress(session, actor, course_id)
+        record = patient_record(session, actor, uuid.UUID(view["patient_id"]))
+    return render(
+        request,
+        "course.html",
+        page_user=me,
+        c=view,
+        plan=view["plan"],
+        progress=progress,
+        p=record,
+        pain_chart=course_pain_chart(progress),
+        statuses=[(s.value, s.value.replace("_", " ")) for s in CourseStatus],
+        **context,
+    )
+
+
+@router.get("/courses/{course_id}")
+def course(request: Request, course_id: uuid.UUID, db: DbDep, me: PageUserDep) -> Response:
+    """The course view."""
+    return _page(request, db, me, course_id)
+
+
+def _hang(db: Database, actor: Actor, cid: uuid.UUID, r: FormReader) -> str:
+    values: dict[str, Any] = {
+        "session_number": r.whole("session_number", required=True),
+        "bag_mg": r.number("bag_mg", required=True, what="the ketamine in the bag"),
+        "bag_ml": r.number("bag_ml", required=True, what="the bag's volume"),
+        "lot": r.text("lot", required=True, what="the lot number"),
+    }
+    r.done()
+    row = hang_infusion(db, actor, cid, **values)
+    return f"/infusions/{row.id}"
+
+
+def _decide(db: Database, actor: Actor, cid: uuid.UUID, r: FormReader) -> str:
+    values: dict[str, Any] = {
+        "after_session": r.whole("after_session", required=True),
+        "decision": r.text("decision", required=True, what="continue or stop"),
+        "reason": r.text("reason", required=True, what="the reason"),
+    }
+    r.done()
+    decide(db, actor, cid, **values)
+    return f"/courses/{cid}#decisions"
+
+
+def _booster(db: Database, actor: Actor, cid: uuid.UUID, r: FormReader) -> str:
+    values: dict[str, Any] = {
+        "scheduled_date": r.day("scheduled_date", required=True),
+        "reason": r.text("reason", required=True, what="the reason"),
+    }
+    r.done()
+    book_booster(db, actor, cid, **values)
+    return f"/courses/{cid}#follow-on"
+
+
+def _oral(db: Database, actor: Actor, cid: uuid.UUID, r: FormReader) -> str:
+    values: dict[str, Any] = {
+        "dose_mg": r.number("dose_mg", required=True, what="the dose"),
+        "doses_per_day": r.whole("doses_per_day", required=True),
+        "start_date": r.day("start_date", required=True),
+        "end_date": r.day("end_date", required=True),
+        "instructions": r.text("instructions"),
+    }
+    r.done()
+    prescribe_oral(db, actor, cid, **values)
+    return f"/courses/{cid}#follow-on"
+
+
+def _status(db: Database, actor: Actor, cid: uuid.UUID, r: FormReader) -> str:
+    values: dict[str, Any] = {
+        "status": r.text("status", required=True, what="the new status"),
+        "reason": r.text("reason", required=True, what="the reason"),
+    }
+    r.done()
+    change_status(db, actor, cid, **values)
+    return f"/courses/{cid}"
+
+
+_ACTIONS: Final[dict[str, Callable[[Database, Actor, uuid.UUID, FormReader], str]]] = {
+    "infusions": _hang,
+    "decisions": _decide,
+    "boosters": _booster,
+    "oral": _oral,
+    "status": _status,
+}
+
+
+@router.post("/courses/{course_id}/{action}")
+async def act(
+    request: Request, course_id: uuid.UUID, action: str, db: DbDep, me: PageUserDep
+) -> Response:
+    """Hang a bag, sign a decision, book a booster, prescribe oral, change the status."""
+    form = await read_form(request, me.secret)
+    handler = _ACTIONS.get(action)
+    if handler is None:
+        return render(
+            request, "error.html", page_user=me, status=404, title="Not found",
+            message=f"no course action {action!r}",
+        )  # fmt: skip
+    try:
+        target = handler(db, me.user.actor(), course_id, FormReader(form, me.tz))
+    except KetapainError as err:
+        return _page(request, db, me, course_id, status=422, values=form, errors=field_errors(err))
+    return redirect(target, page_user=me, flash=[("ok", "Saved.")])
