@@ -132,7 +132,8 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_serve_with_demo_data(tmp_path: Path) -> None:
-    """``serve --demo`` answers health, logs in a demo user and lists the 8 demo patients."""
+    """``serve --demo`` prints the address and the demo logins, answers health, logs in a
+    demo user, lists the 8 demo patients and serves the sign-in page."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}/api/v1"
     log = (tmp_path / "serve.log").open("w")
@@ -172,6 +173,11 @@ def test_serve_with_demo_data(tmp_path: Path) -> None:
         assert patients.status_code == 200
         assert len(patients.json()) == 8
         assert httpx.get(f"{base}/patients", timeout=10).status_code == 401
+        page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=10)
+        assert page.status_code == 200 and "nurse.demo" in page.text  # demo logins shown
+        printed = (tmp_path / "serve.log").read_text()
+        assert f"http://127.0.0.1:{port}/" in printed
+        assert "dr.demo" in printed and "ketapain-demo" in printed
     finally:
         proc.terminate()
         try:

@@ -14,9 +14,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
 from ketapain.clinic import migrate
-from ketapain.clinic.accounts import Role, create_user, list_users
+from ketapain.clinic.accounts import Role, User, create_user, list_users
 from ketapain.clinic.audit import SYSTEM
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS, fill_demo
@@ -94,12 +95,18 @@ def demo_data_command(
             counts = fill_demo(db, today=day)
     except (KetapainError, ValueError) as err:
         raise _fail(err) from None
-    table = Table(title=f"demo data ({counts['patients']} patients, {counts['courses']} courses)")
+    console.print(
+        _logins_table(f"demo data ({counts['patients']} patients, {counts['courses']} courses)")
+    )
+
+
+def _logins_table(title: str = "demo logins") -> Table:
+    table = Table(title=title)
     for col in ("username", "name", "role", "password"):
         table.add_column(col)
     for username, name, role in DEMO_USERS:
         table.add_row(username, name, role, DEMO_PASSWORD)
-    console.print(table)
+    return table
 
 
 @users_app.command("create")
@@ -149,7 +156,8 @@ def serve_command(
         bool, typer.Option("--demo", help="Fill an empty database with demo data first.")
     ] = False,
 ) -> None:
-    """Serve the API (and its docs at /docs); migrates the database first."""
+    """Serve the clinic pages and the API (docs at /docs); migrates the database first.
+    With --demo, an empty database gets demo data and the demo logins are printed."""
     import uvicorn
 
     from ketapain.web.app import create_app
@@ -164,5 +172,16 @@ def serve_command(
                 console.print("the database holds patients already: no demo data added")
     except KetapainError as err:
         raise _fail(err) from None
-    console.print(f"ketapain API at http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings, db=db), host=host, port=port, log_level="info")
+    console.print(f"ketapain clinic at [bold]http://{host}:{port}/[/bold]")
+    console.print(f"API at http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)")
+    shown = demo and _demo_users_exist(db)
+    if shown:
+        console.print(_logins_table())
+    uvicorn.run(create_app(settings, db=db, demo=shown), host=host, port=port, log_level="info")
+
+
+def _demo_users_exist(db: Database) -> bool:
+    with db.read() as session:
+        names = {u for u, _, _ in DEMO_USERS}
+        query = select(func.count()).select_from(User).where(User.username.in_(names))
+        return session.scalar(query) == len(names)

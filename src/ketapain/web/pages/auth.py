@@ -16,7 +16,7 @@ from ketapain.clinic.db import utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS
 from ketapain.clinic.treatment import schedule
 from ketapain.clinic.worklists import due_labs, pending_decisions, todays_chairs
-from ketapain.errors import AuthenticationError, KetapainError
+from ketapain.errors import AccessDeniedError, AuthenticationError, KetapainError
 from ketapain.web.deps import SESSION_COOKIE, DbDep, SettingsDep
 from ketapain.web.pages._render import (
     PageUserDep,
@@ -72,7 +72,10 @@ def login_form(request: Request) -> Response:
 async def login(request: Request, db: DbDep, settings: SettingsDep) -> Response:
     """Check the password, open a session (HttpOnly, SameSite=Strict) and go on."""
     try:
-        form = await read_form(request, request.cookies.get(_LOGIN_COOKIE, ""))
+        nonce = request.cookies.get(_LOGIN_COOKIE)
+        if not nonce:  # a post from another site carries no login cookie (SameSite=Strict)
+            raise AccessDeniedError("session", "sign in", "open the sign-in page first")
+        form = await read_form(request, nonce)
     except KetapainError as err:
         return _login_page(request, status=403, errors=field_errors(err))
     username = str(form.get("username") or "").strip()

@@ -198,9 +198,10 @@ def _event(
     reason = r.text("reason", required=kind == "rate_change", what="why the rate changes")
     when = r.when("time_at")
     r.done()
-    rates = (
-        {} if rate is None else {"rate_mg_per_kg_h" if unit == "mg/kg/h" else "rate_mg_per_h": rate}
-    )
+    # The rate field keeps the running rate; only a start or a rate change sends it.
+    rates = {}
+    if rate is not None and kind in ("start", "rate_change"):
+        rates = {"rate_mg_per_kg_h" if unit == "mg/kg/h" else "rate_mg_per_h": rate}
     out = pump_event(
         db, actor, inf.id, kind=kind, reason=reason, time_utc=when,
         overrides=tuple(overrides_in(r.form)), **rates,

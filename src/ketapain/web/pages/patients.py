@@ -95,6 +95,8 @@ async def intake(request: Request, db: DbDep, me: PageUserDep) -> Response:
     }
     weight_kg = r.number("weight_kg")
     height_cm = r.number("height_cm")
+    if weight_kg is not None and not me.may("chart"):
+        r.errors["weight_kg"] = "Your role registers patients but does not chart: leave it empty."
     try:
         r.done()
         if weight_kg is not None:  # check the weight before the patient is written
