@@ -4,8 +4,7 @@ The pump starts only once the pre-infusion checklist is complete
 (:mod:`ketapain.clinic.checklist`). A nurse charts and changes rates within the plan:
 up to the highest rate of the session's pump program or the phase's titration ceiling.
 Above that only a physician may set a rate; above a hard limit of the drug library or
-protocol, only a physician
-with an override and a reason.
+protocol, only a physician with an override and a reason.
 """
 
 from __future__ import annotations

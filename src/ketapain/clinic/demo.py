@@ -244,6 +244,7 @@ def _chart_session(
     number: int,
     *,
     sbp_peak: float = 138.0,
+    nrs_after: float = 4.0,
 ) -> None:
     s = plan["sessions"][number - 1]
     inf = charting.hang_infusion(
@@ -279,7 +280,7 @@ def _chart_session(
            spo2_pct=97)  # fmt: skip
     score(instrument="moaas", value=4, measured_utc=half_hour)
     charting.pump_event(db, nurse, inf.id, kind="stop", time_utc=end)
-    score(instrument="pain_nrs", value=4, measured_utc=end)
+    score(instrument="pain_nrs", value=nrs_after, measured_utc=end)
     score(instrument="aldrete", items=_ALDRETE_10, measured_utc=end + timedelta(hours=2))
     score(instrument="padss", items=_PADSS_9, measured_utc=end + timedelta(hours=2))
     charting.discharge_check(db, nurse, inf.id, escort_confirmed=True, escort_name="family member")
@@ -352,7 +353,7 @@ def fill_demo(db: Database, *, today: date) -> dict[str, int]:
     # 4: no response: stopped after the test infusions.
     cid, plan = course(3, last_week)
     for n in (1, 2):
-        _chart_session(db, nurse, cid, pts[3].id, plan, n)
+        _chart_session(db, nurse, cid, pts[3].id, plan, n, nrs_after=7.0)
     treatment.decide(
         db,
         doc,
