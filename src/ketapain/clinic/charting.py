@@ -26,9 +26,9 @@ from ketapain.clinic.infusions import (
     EventKind,
     Infusion,
     InfusionEvent,
-    PumpState,
     delivery,
     next_state,
+    pump_state,
 )
 from ketapain.clinic.observations import (
     DischargeCheck,
@@ -206,10 +206,7 @@ def pump_event(
                 rate_mg_per_kg_h, weight_kg=infusion.dosing_weight_kg
             )
         events = _events(session, infusion_id)
-        state = PumpState.NOT_STARTED
-        for ev in events:
-            state = next_state(state, EventKind(ev.kind))
-        next_state(state, EventKind(kind))
+        next_state(pump_state(ev.kind for ev in events), EventKind(kind))
         t = time_utc or utc_now()
         _check_time(t, events[-1].time_utc if events else None)
         if kind == EventKind.START:

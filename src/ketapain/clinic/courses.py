@@ -30,6 +30,7 @@ __all__ = [
     "CourseStatusEvent",
     "Decision",
     "OralPrescription",
+    "active_courses",
     "course_status",
     "current_plan",
 ]
@@ -226,6 +227,16 @@ def course_status(session: Session, course_id: uuid.UUID) -> tuple[CourseStatus,
     if row is None:
         return CourseStatus.PLANNED, 0
     return CourseStatus(row[0]), int(row[1])
+
+
+def active_courses(session: Session) -> list[Course]:
+    """Courses planned or in progress, oldest first."""
+    active = (CourseStatus.PLANNED, CourseStatus.IN_PROGRESS)
+    return [
+        c
+        for c in session.scalars(select(Course).order_by(Course.recorded_utc))
+        if course_status(session, c.id)[0] in active
+    ]
 
 
 def decisions(session: Session, course_id: uuid.UUID) -> list[Decision]:

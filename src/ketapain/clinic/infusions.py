@@ -16,7 +16,7 @@ unless paused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -38,6 +38,7 @@ __all__ = [
     "PumpState",
     "delivery",
     "next_state",
+    "pump_state",
 ]
 
 # Largest bag the clinic hangs, and largest ketamine content: bounds against unit slips
@@ -89,6 +90,14 @@ def next_state(state: PumpState, kind: EventKind) -> PumpState:
         allowed = ", ".join(_NEXT[state]) or "nothing (the infusion has stopped)"
         raise ConflictError("kind", f"a {kind} is not possible when {state}; allowed: {allowed}")
     return nxt
+
+
+def pump_state(kinds: Iterable[str]) -> PumpState:
+    """The state after the events ``kinds`` in order (checked, as :func:`next_state`)."""
+    state = PumpState.NOT_STARTED
+    for kind in kinds:
+        state = next_state(state, EventKind(kind))
+    return state
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ from ketapain.clinic.courses import (
     CourseStatusEvent,
     Decision,
     OralPrescription,
+    active_courses,
     course_status,
     current_plan,
     decisions,
@@ -50,6 +51,7 @@ from ketapain.protocols.planning import CoursePlan as PlannedCourse
 
 __all__ = [
     "book_booster",
+    "booking_header",
     "change_status",
     "course_view",
     "create_course",
@@ -470,6 +472,17 @@ def course_view(session: Session, actor: Actor, course_id: uuid.UUID) -> dict[st
     }
 
 
+def booking_header(session: Session, course: Course) -> dict[str, Any]:
+    """Who and what a booking is for: patient (name, id), course, protocol."""
+    demo = demographics_of(session, course.patient_id)
+    return {
+        "patient_id": str(course.patient_id),
+        "patient": f"{demo.family_name}, {demo.given_name}",
+        "course_id": str(course.id),
+        "protocol": course.protocol,
+    }
+
+
 def schedule(
     session: Session, actor: Actor, *, from_date: date, to_date: date
 ) -> list[dict[str, Any]]:
@@ -481,17 +494,8 @@ def schedule(
     if to_date < from_date:
         raise InvalidValueError("to", f"on or after {from_date}", to_date)
     out: list[dict[str, Any]] = []
-    for course in session.scalars(select(Course)):
-        status, _ = course_status(session, course.id)
-        if status not in (CourseStatus.PLANNED, CourseStatus.IN_PROGRESS):
-            continue
-        demo = demographics_of(session, course.patient_id)
-        who = {
-            "patient_id": str(course.patient_id),
-            "patient": f"{demo.family_name}, {demo.given_name}",
-            "course_id": str(course.id),
-            "protocol": course.protocol,
-        }
+    for course in active_courses(session):
+        who = booking_header(session, course)
         plan = current_plan(session, course.id).plan
         for s in plan["sessions"]:
             day = date.fromisoformat(s["date"])

@@ -14,29 +14,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.audit import Actor
-from ketapain.clinic.courses import Course, CourseStatus, course_status, current_plan, decisions
+from ketapain.clinic.courses import Course, active_courses, course_status, current_plan, decisions
 from ketapain.clinic.db import utc_now
-from ketapain.clinic.infusions import EventKind, Infusion, InfusionEvent, PumpState, next_state
+from ketapain.clinic.infusions import Infusion, InfusionEvent, PumpState, pump_state
 from ketapain.clinic.patients import LabResult, LabTest
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import current
-from ketapain.clinic.registry import demographics_of
-from ketapain.clinic.treatment import schedule
+from ketapain.clinic.treatment import booking_header, schedule
 
 __all__ = ["courses_of", "due_labs", "pending_decisions", "todays_chairs"]
 
-_ACTIVE = (CourseStatus.PLANNED, CourseStatus.IN_PROGRESS)
-
 
 def _state(session: Session, infusion_id: uuid.UUID) -> PumpState:
-    state = PumpState.NOT_STARTED
-    for kind in session.scalars(
-        select(InfusionEvent.kind)
-        .where(InfusionEvent.infusion_id == infusion_id)
-        .order_by(InfusionEvent.sequence)
-    ):
-        state = next_state(state, EventKind(kind))
-    return state
+    return pump_state(
+        session.scalars(
+            select(InfusionEvent.kind)
+            .where(InfusionEvent.infusion_id == infusion_id)
+            .order_by(InfusionEvent.sequence)
+        )
+    )
 
 
 def _latest_infusion(session: Session, course_id: uuid.UUID, number: int) -> Infusion | None:
@@ -66,30 +62,11 @@ def todays_chairs(session: Session, actor: Actor, *, day: date) -> list[dict[str
     return sorted(rows, key=lambda r: (r.get("start") or "", r["patient"]))
 
 
-def _active_courses(session: Session) -> list[tuple[Course, CourseStatus]]:
-    out = []
-    for course in session.scalars(select(Course).order_by(Course.recorded_utc)):
-        status, _ = course_status(session, course.id)
-        if status in _ACTIVE:
-            out.append((course, status))
-    return out
-
-
-def _who(session: Session, course: Course) -> dict[str, Any]:
-    demo = demographics_of(session, course.patient_id)
-    return {
-        "patient_id": str(course.patient_id),
-        "patient": f"{demo.family_name}, {demo.given_name}",
-        "course_id": str(course.id),
-        "protocol": course.protocol,
-    }
-
-
 def pending_decisions(session: Session, actor: Actor) -> list[dict[str, Any]]:
     """Decision points whose session has been given and stopped, with no decision signed."""
     require(actor, Action.READ_CLINICAL)
     out = []
-    for course, _status in _active_courses(session):
+    for course in active_courses(session):
         plan = current_plan(session, course.id).plan
         signed = {d.after_session for d in decisions(session, course.id)}
         for dp in plan["decision_points"]:
@@ -99,7 +76,7 @@ def pending_decisions(session: Session, actor: Actor) -> list[dict[str, Any]]:
             inf = _latest_infusion(session, course.id, n)
             if inf is None or _state(session, inf.id) is not PumpState.STOPPED:
                 continue
-            out.append({**_who(session, course), **dp})
+            out.append({**booking_header(session, course), **dp})
     return out
 
 
@@ -123,7 +100,7 @@ def due_labs(session: Session, actor: Actor, *, today: date | None = None) -> li
     require(actor, Action.READ_CLINICAL)
     today = today or utc_now().date()
     out = []
-    for course, _status in _active_courses(session):
+    for course in active_courses(session):
         plan = current_plan(session, course.id).plan
         workups = [f for f in plan["findings"] if f["code"].startswith("workup_")]
         if not workups or not plan["sessions"]:
@@ -140,7 +117,7 @@ def due_labs(session: Session, actor: Actor, *, today: date | None = None) -> li
         for f in workups:
             out.append(
                 {
-                    **_who(session, course),
+                    **booking_header(session, course),
                     "due": due,
                     "latest": None if when is None else when.isoformat(),
                     "reason": f["reason"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Final
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.accounts import User, resolve_token
@@ -23,6 +23,7 @@ __all__ = [
     "RulesDep",
     "SettingsDep",
     "UserDep",
+    "set_session_cookie",
 ]
 
 SESSION_COOKIE: Final = "ketapain_session"
@@ -46,6 +47,18 @@ def _rules(request: Request) -> tuple[Rule, ...]:
 DbDep = Annotated[Database, Depends(_db)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RulesDep = Annotated[tuple[Rule, ...], Depends(_rules)]
+
+
+def set_session_cookie(response: Response, secret: str, settings: Settings) -> None:
+    """The web session cookie: HttpOnly, SameSite=Strict, Secure behind TLS."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+        path="/",
+    )
 
 
 def secret_of(request: Request) -> str:

@@ -25,6 +25,7 @@ from ketapain.web.deps import (
     SettingsDep,
     UserDep,
     secret_of,
+    set_session_cookie,
 )
 
 router = APIRouter(tags=["accounts"])
@@ -66,14 +67,7 @@ def login(
     """Open a web session: an HttpOnly, SameSite=Strict cookie."""
     user = authenticate(db, settings, username=body.username, password=body.password)
     secret = issue_token(db, settings, user, kind=TokenKind.SESSION)
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        httponly=True,
-        samesite="strict",
-        secure=settings.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(response, secret, settings)
     return {"user": user.as_dict(), "idle_timeout_min": settings.session_idle_min}
 
 

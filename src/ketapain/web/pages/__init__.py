@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ketapain.web.pages._render import SignInRequiredError, render, sign_in_url
+from ketapain.web.pages._render import SignInRequiredError, sign_in_url
 from ketapain.web.pages.admin import router as admin_router
 from ketapain.web.pages.auth import router as auth_router
 from ketapain.web.pages.chair import router as chair_router
@@ -20,16 +20,9 @@ from ketapain.web.pages.courses import router as courses_router
 from ketapain.web.pages.patients import router as patients_router
 from ketapain.web.pages.planning import router as planning_router
 
-__all__ = ["install", "render_error"]
+__all__ = ["install"]
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-
-
-def render_error(request: Request, status: int, title: str, message: str) -> Response:
-    """An error page (the API answers JSON instead)."""
-    return render(
-        request, "error.html", page_user=None, status=status, title=title, message=message
-    )
 
 
 def install(app: FastAPI) -> None:

@@ -34,7 +34,6 @@ from ketapain.errors import (
     ConflictError,
     InvalidValueError,
     KetapainError,
-    RecordNotFoundError,
     UnknownNameError,
 )
 from ketapain.web.deps import SESSION_COOKIE, DbDep, SettingsDep
@@ -137,8 +136,6 @@ def field_errors(err: KetapainError) -> dict[str, str]:
         return {err.field: str(err)[0].upper() + str(err)[1:]}
     if isinstance(err, UnknownNameError):
         return {err.kind: str(err)}
-    if isinstance(err, (AccessDeniedError, RecordNotFoundError, AuthenticationError)):
-        return {"_form": str(err)}
     return {"_form": str(err)}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from typing import Final
 
@@ -39,7 +39,6 @@ class Series:
     step: bool = False
     dashed: bool = False
     markers: bool = False
-    band: tuple[Sequence[float], Sequence[float]] | None = field(default=None)
 
 
 def _ticks(low: float, high: float, n: int = 5) -> list[float]:
@@ -86,13 +85,9 @@ def line_chart(
     x0, x1 = x_range or _range(xs, floor_zero=False)
     if x1 <= x0:
         x1 = x0 + 1.0
-    left = [
-        float(y)
-        for s in series
-        if s.axis == "left"
-        for y in (*s.y, *(s.band[1] if s.band else ()))
-        if y is not None
-    ] + [h[0] for h in hlines]
+    left = [float(y) for s in series if s.axis == "left" for y in s.y if y is not None] + [
+        h[0] for h in hlines
+    ]
     right = [float(y) for s in series if s.axis == "right" for y in s.y if y is not None]
     ly0, ly1 = y_range or _range(left, floor_zero=True)
     ry0, ry1 = _range(right, floor_zero=True)
@@ -139,17 +134,6 @@ def line_chart(
             f'fill="{color}">{escape(label)}</text>'
         )
     for s in series:
-        if s.band is not None:
-            lo, hi = s.band
-            pts = [
-                f"{px(float(x)):.1f},{py(float(h), s.axis):.1f}"
-                for x, h in zip(s.x, hi, strict=True)
-            ]
-            pts += [
-                f"{px(float(x)):.1f},{py(float(lw), s.axis):.1f}"
-                for x, lw in reversed(list(zip(s.x, lo, strict=True)))
-            ]
-            out.append(f'<polygon points="{" ".join(pts)}" fill="{s.color}" opacity="0.15"/>')
         runs: list[list[str]] = [[]]
         prev: tuple[float, float] | None = None
         for xv, yv in zip(s.x, s.y, strict=True):

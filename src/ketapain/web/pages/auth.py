@@ -17,7 +17,7 @@ from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS
 from ketapain.clinic.treatment import schedule
 from ketapain.clinic.worklists import due_labs, pending_decisions, todays_chairs
 from ketapain.errors import AccessDeniedError, AuthenticationError, KetapainError
-from ketapain.web.deps import SESSION_COOKIE, DbDep, SettingsDep
+from ketapain.web.deps import SESSION_COOKIE, DbDep, SettingsDep, set_session_cookie
 from ketapain.web.pages._render import (
     PageUserDep,
     csrf_token,
@@ -85,14 +85,7 @@ async def login(request: Request, db: DbDep, settings: SettingsDep) -> Response:
         return _login_page(request, status=401, values=form, errors={"password": str(err)})
     secret = issue_token(db, settings, user, kind=TokenKind.SESSION)
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        httponly=True,
-        samesite="strict",
-        secure=settings.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(response, secret, settings)
     response.delete_cookie(_LOGIN_COOKIE, path="/login")
     return response
 

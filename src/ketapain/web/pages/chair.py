@@ -70,6 +70,17 @@ def _due(view: dict[str, Any]) -> dict[str, Any]:
     return {"due_utc": due.isoformat(), "overdue": utc_now() >= due}
 
 
+def _live(view: dict[str, Any], me: PageUser) -> dict[str, Any]:
+    """What the live block shows: the infusion, the next vitals due and the chart."""
+    return {
+        "i": view,
+        "due": _due(view),
+        "chart": infusion_chart(view, utc_now(), me.tz),
+        "interval_min": int(CHARTING_INTERVAL.total_seconds() // 60),
+        "interval_source": CHARTING_INTERVAL_SOURCE.cite(),
+    }
+
+
 def _context(db: Database, me: PageUser, infusion_id: uuid.UUID) -> dict[str, Any]:
     actor = me.user.actor()
     with reading(db, actor) as session:
@@ -84,18 +95,14 @@ def _context(db: Database, me: PageUser, infusion_id: uuid.UUID) -> dict[str, An
             if a["infusion_id"] == str(infusion_id)
         ]
     return {
-        "i": view,
+        **_live(view, me),
         "p": record,
         "plan_session": plan["sessions"][view["session_number"] - 1],
         "discharge_rules": plan.get("discharge"),
         "ready": ready,
         "alarms": alarms,
-        "due": _due(view),
-        "chart": infusion_chart(view, utc_now(), me.tz),
         "confirmations": CONFIRMATIONS,
         "fasting_source": FASTING_SOURCE.cite(),
-        "interval_min": int(CHARTING_INTERVAL.total_seconds() // 60),
-        "interval_source": CHARTING_INTERVAL_SOURCE.cite(),
         "instruments": INSTRUMENTS,
         "score_options": [
             (k, f"{v.title} ({v.low:g} to {v.high:g})")
@@ -127,7 +134,10 @@ def chair(request: Request, infusion_id: uuid.UUID, db: DbDep, me: PageUserDep) 
 @router.get("/infusions/{infusion_id}/live")
 def live(request: Request, infusion_id: uuid.UUID, db: DbDep, me: PageUserDep) -> Response:
     """The live part of the chair view (chart, pump state, reminder), for polling."""
-    html = render(request, "_live.html", page_user=me, **_context(db, me, infusion_id))
+    actor = me.user.actor()
+    with reading(db, actor) as session:
+        view = infusion_view(session, actor, infusion_id)
+    html = render(request, "_live.html", page_user=me, **_live(view, me))
     return HTMLResponse(html.body, headers={"Cache-Control": "no-store"})
 
 
