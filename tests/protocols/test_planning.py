@@ -54,6 +54,20 @@ PLAN_KEYS = {
     "target",
     "baseline_nrs",
     "prediction",
+    "pain_forecast",
+}
+FORECAST_KEYS = {
+    "model",
+    "baseline_nrs",
+    "time_origin",
+    "series_end_h",
+    "end_of_series",
+    "week_4",
+    "week_12",
+    "sessions",
+    "follow_up",
+    "extrapolation",
+    "sources",
 }
 SESSION_KEYS = {
     "number",
@@ -460,6 +474,9 @@ def test_as_dict_is_json_with_the_documented_keys():
     plan = _plan(70.0, "seed-outpatient")
     d = json.loads(json.dumps(plan.as_dict()))
     assert set(d) == PLAN_KEYS
+    assert set(d["pain_forecast"]) == FORECAST_KEYS
+    assert len(d["pain_forecast"]["sessions"]) == len(d["sessions"])
+    assert d["pain_forecast"]["week_12"]["week"] == 12
     assert all(set(s) == SESSION_KEYS for s in d["sessions"])
     assert all(set(st) == STEP_KEYS for s in d["sessions"] for st in s["steps"])
     assert d["patient_id"] == "p-1"

@@ -65,7 +65,11 @@ def _first_at_or_below(time: FloatArray, values: FloatArray) -> float | None:
 
 
 def kaplan_meier(durations: FloatArray, events: BoolArray) -> KaplanMeier:
-    """Estimate survival from ``durations`` (>= 0) and ``events`` (False = censored)."""
+    """Estimate survival from ``durations`` (>= 0) and ``events`` (False = censored).
+
+    The estimate is lifelines' ``KaplanMeierFitter`` (Davidson-Pilon 2019, J Open Source
+    Softw 4:1317); this keeps the event times, the bounds and the numbers at risk.
+    """
     d = np.asarray(durations, dtype=float)
     e = np.asarray(events, dtype=bool)
     if d.ndim != 1 or d.shape != e.shape or d.size == 0:
@@ -74,29 +78,28 @@ def kaplan_meier(durations: FloatArray, events: BoolArray) -> KaplanMeier:
         )
     if np.any(~np.isfinite(d) | (d < 0)):
         raise InvalidValueError("durations", "finite and >= 0", d[~np.isfinite(d) | (d < 0)][0])
-    times, inverse = np.unique(d, return_inverse=True)
-    deaths = np.bincount(inverse, weights=e.astype(float), minlength=times.size)
-    leaving = np.bincount(inverse, minlength=times.size).astype(float)
-    at_risk = d.size - np.concatenate(([0.0], np.cumsum(leaving)[:-1]))
-    keep = deaths > 0
-    t, dd, nn = times[keep], deaths[keep], at_risk[keep]
-    surv = np.cumprod(1.0 - dd / nn)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        greenwood = np.cumsum(dd / (nn * (nn - dd)))
-        log_s = np.log(surv)
-        se = np.sqrt(greenwood) / np.abs(log_s)
-        # S^exp(+z se) is the lower bound (S < 1, so a larger power gives a smaller value).
-        lo = surv ** np.exp(_Z95 * se)
-        hi = surv ** np.exp(-_Z95 * se)
-    lo = np.where(surv > 0, np.nan_to_num(lo, nan=0.0), 0.0)
-    hi = np.where(surv > 0, np.nan_to_num(hi, nan=1.0), 0.0)
-    lo = np.where(surv >= 1.0, 1.0, lo)
-    hi = np.where(surv >= 1.0, 1.0, hi)
+    from lifelines import KaplanMeierFitter  # noqa: PLC0415 - imports pandas: load on use
+
+    fit = KaplanMeierFitter(alpha=0.05).fit(d, event_observed=e)
+    table = fit.event_table
+    times = table.index.to_numpy(dtype=float)
+    keep = table["observed"].to_numpy() > 0
+    surv = fit.survival_function_.iloc[:, 0].to_numpy(dtype=float)
+    bounds = fit.confidence_interval_survival_function_.to_numpy(dtype=float)
+    at_risk_all = table["at_risk"].to_numpy(dtype=float)
+    t = times[keep]
+    # lifelines' survival function also has a row at 0 (first) when no event is at 0.
+    rows = np.searchsorted(fit.survival_function_.index.to_numpy(dtype=float), t)
     time = np.concatenate(([0.0], t))
-    survival = np.concatenate(([1.0], surv))
-    ci_low = np.concatenate(([1.0], lo))
-    ci_high = np.concatenate(([1.0], hi))
-    at_risk = np.concatenate(([float(d.size)], nn))
+    survival = np.concatenate(([1.0], surv[rows]))
+    ci_low = np.concatenate(([1.0], np.nan_to_num(bounds[rows, 0], nan=0.0)))
+    ci_high = np.concatenate(([1.0], np.nan_to_num(bounds[rows, 1], nan=1.0)))
+    ci_low = np.where(survival > 0, ci_low, 0.0)
+    ci_high = np.where(survival > 0, ci_high, 0.0)
+    at_risk = np.concatenate(([float(d.size)], at_risk_all[keep]))
+    if t.size and t[0] == 0.0:  # an event at 0: its row replaces the start
+        time, survival, ci_low, ci_high = time[1:], survival[1:], ci_low[1:], ci_high[1:]
+        at_risk = at_risk[1:]
     last = float(d.max())
     if last > time[-1]:  # carry the curve on to the last follow-up time
         time = np.append(time, last)

@@ -30,13 +30,14 @@ from ketapain.errors import InvalidValueError
 from ketapain.pharmacology._types import FloatArray
 from ketapain.pharmacology.covariates import Covariates, Sex
 from ketapain.pharmacology.model import PKModel
+from ketapain.pharmacology.parameters import PKParameters
 from ketapain.pharmacology.pd import PDModel, relief_duration_days, time_to_relief_h
 from ketapain.pharmacology.pd.pain import check_baseline, predicted_nrs
 from ketapain.pharmacology.schedules import Schedule
 from ketapain.pharmacology.simulation import Output, simulate
 from ketapain.units import min_to_h
 
-__all__ = ["Prediction", "PredictionSummary", "dosing_time_grid", "predict"]
+__all__ = ["Prediction", "PredictionSummary", "dosing_time_grid", "predict", "predict_nrs_at"]
 
 DEFAULT_RESOLUTION_MIN: Final = 5.0
 DEFAULT_FOLLOW_UP_DAYS: Final = 84.0  # 12 weeks, the Sigtermans 2009 follow-up
@@ -135,13 +136,7 @@ def predict(
     b = float(check_baseline(baseline_nrs))
     if not (np.isfinite(follow_up_days) and 0 <= follow_up_days <= 730):
         raise InvalidValueError("follow_up_days", "between 0 and 730", follow_up_days)
-    if not schedule.doses:
-        raise InvalidValueError("schedule", "at least one dose", "no doses")
-    covariates = Covariates.single(weight_kg=weight_kg, sex=sex, age_y=age_y)
-    params = model.parameters(covariates)
-    if dosing_weight_kg is not None:
-        params = replace(params, weight_kg=np.array([float(dosing_weight_kg)]))
-    params = params.with_slow_effect_site(np.array([pd.sustained.ke0_per_h]))
+    params = _parameters(model, schedule, pd, weight_kg, sex, age_y, dosing_weight_kg)
     end_treatment = schedule.end_h()
     horizon = end_treatment + 24.0 * follow_up_days
     t = dosing_time_grid(schedule, end_h=horizon, resolution_min=resolution_min)
@@ -169,16 +164,7 @@ def predict(
     acute = pd.acute.relief(s_effect)
     psycho = pd.acute.effect(s_effect)
     sustained = pd.sustained.relief(s * slow)
-    nrs_resp = predicted_nrs(b, acute_relief=acute, sustained_relief=sustained)
-    nrs_non = predicted_nrs(b, acute_relief=acute)
-    q, p0 = pd.sustained.p_drug_response, pd.sustained.p_response_placebo
-    treated = t >= schedule.start_h()  # the placebo response starts with treatment
-    nrs_expected = predicted_nrs(
-        b,
-        acute_relief=acute,
-        sustained_relief=q * sustained,
-        placebo_relief=np.where(treated, p0 * pd.sustained.placebo_relief, 0.0),
-    )
+    nrs_resp, nrs_non, nrs_expected = _nrs(pd, schedule, t, b, acute, sustained)
     map_rise = pd.cardiovascular.map_rise(s_effect)
     hr_rise = pd.cardiovascular.heart_rate_rise(s_effect)
     curves = {
@@ -225,3 +211,88 @@ def predict(
         lowest_nrs=float(nrs_resp.min()),
     )
     return Prediction(time_h=t, baseline_nrs=b, curves=curves, summary=summary)
+
+
+def _parameters(
+    model: PKModel,
+    schedule: Schedule,
+    pd: PDModel,
+    weight_kg: float,
+    sex: Sex | str,
+    age_y: float,
+    dosing_weight_kg: float | None,
+) -> PKParameters:
+    if not schedule.doses:
+        raise InvalidValueError("schedule", "at least one dose", "no doses")
+    covariates = Covariates.single(weight_kg=weight_kg, sex=sex, age_y=age_y)
+    params = model.parameters(covariates)
+    if dosing_weight_kg is not None:
+        params = replace(params, weight_kg=np.array([float(dosing_weight_kg)]))
+    return params.with_slow_effect_site(np.array([pd.sustained.ke0_per_h]))
+
+
+def _nrs(
+    pd: PDModel,
+    schedule: Schedule,
+    t: FloatArray,
+    b: float,
+    acute: FloatArray,
+    sustained: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """NRS of a drug responder, of a non-responder, and expected over both and placebo."""
+    nrs_resp = predicted_nrs(b, acute_relief=acute, sustained_relief=sustained)
+    nrs_non = predicted_nrs(b, acute_relief=acute)
+    q, p0 = pd.sustained.p_drug_response, pd.sustained.p_response_placebo
+    treated = t >= schedule.start_h()  # the placebo response starts with treatment
+    nrs_expected = predicted_nrs(
+        b,
+        acute_relief=acute,
+        sustained_relief=q * sustained,
+        placebo_relief=np.where(treated, p0 * pd.sustained.placebo_relief, 0.0),
+    )
+    return nrs_resp, nrs_non, nrs_expected
+
+
+def predict_nrs_at(
+    model: PKModel,
+    schedule: Schedule,
+    *,
+    times_h: FloatArray,
+    weight_kg: float,
+    baseline_nrs: float,
+    sex: Sex | str = Sex.MALE,
+    age_y: float = 40.0,
+    dosing_weight_kg: float | None = None,
+    pd: PDModel | None = None,
+) -> dict[str, FloatArray]:
+    """Predicted NRS at ``times_h`` only: ``nrs_expected``, ``nrs_responder`` and
+    ``nrs_non_responder``, as :func:`predict` computes them.
+
+    The simulation is exact at any time, so a few chosen times (session ends, weekly
+    follow-up visits) cost a few milliseconds where a whole curve costs a hundred.
+
+    >>> from ketapain.pharmacology import Infusion, Schedule, get_model
+    >>> sched = Schedule.of(Infusion(start_h=0, duration_h=4, rate_mg_per_h=20))
+    >>> at = predict_nrs_at(get_model("domino-cl79"), sched, times_h=np.array([4.0, 676.0]),
+    ...                     weight_kg=70, baseline_nrs=7)
+    >>> bool(at["nrs_expected"][0] < at["nrs_expected"][1] <= 7)
+    True
+    """
+    pd = pd or PDModel()
+    b = float(check_baseline(baseline_nrs))
+    t = np.asarray(times_h, dtype=float)
+    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t) | (t < 0)) or np.any(np.diff(t) <= 0):
+        raise InvalidValueError("times_h", "increasing times >= 0 (h)", t)
+    params = _parameters(model, schedule, pd, weight_kg, sex, age_y, dosing_weight_kg)
+    prof = simulate(
+        params,
+        schedule,
+        times_h=t,
+        outputs=(Output.KETAMINE_EFFECT_SITE, Output.KETAMINE_SLOW_EFFECT_SITE),
+    )
+    curves = prof.curves()
+    s = model.s_fraction
+    acute = pd.acute.relief(s * curves["ketamine_effect_site_ng_per_ml"][0])
+    sustained = pd.sustained.relief(s * curves["ketamine_slow_effect_site_ng_per_ml"][0])
+    resp, non, expected = _nrs(pd, schedule, t, b, acute, sustained)
+    return {"nrs_expected": expected, "nrs_responder": resp, "nrs_non_responder": non}

@@ -165,4 +165,5 @@ def plan_as_dict(plan: CoursePlan) -> dict[str, Any]:
         },
         "baseline_nrs": plan.baseline_nrs,
         "prediction": None if plan.prediction is None else plan.prediction.summary.as_dict(),
+        "pain_forecast": None if plan.forecast is None else plan.forecast.as_dict(),
     }

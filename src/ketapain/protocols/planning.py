@@ -33,6 +33,7 @@ from typing import Any, Final
 from ketapain.errors import InvalidValueError
 from ketapain.pharmacology import Covariates
 from ketapain.pharmacology.prediction import DEFAULT_FOLLOW_UP_DAYS, Prediction, predict
+from ketapain.protocols.forecast import PainForecast, forecast_pain
 from ketapain.pharmacology.schedules import Bolus, Infusion, OralDose, Schedule
 from ketapain.pharmacology.targeting import TargetPlan, TargetSite, target_steps
 from ketapain.protocols.dosing_weight import DosingWeight, WeightPolicy, dosing_weight
@@ -165,6 +166,7 @@ class CoursePlan:
     prediction: Prediction | None
     baseline_nrs: float
     target: TargetRequest | None = None
+    forecast: PainForecast | None = None
 
     @property
     def blocked(self) -> bool:
@@ -268,6 +270,18 @@ def build_plan(
             age_y=patient.age_y,
             follow_up_days=follow_up_days,
         )
+    forecast = None
+    if sessions and given.doses:
+        midnight = datetime.combine(start_date, time())
+        forecast = forecast_pain(
+            protocol.pk_model(),
+            schedule,
+            session_ends_h=tuple((s.end - midnight).total_seconds() / 3600.0 for s in sessions),
+            baseline_nrs=baseline,
+            weight_kg=patient.weight_kg,
+            sex=patient.sex,
+            age_y=patient.age_y,
+        )
     return CoursePlan(
         patient=patient,
         protocol=protocol,
@@ -288,6 +302,7 @@ def build_plan(
         prediction=prediction,
         baseline_nrs=baseline,
         target=target,
+        forecast=forecast,
     )
 
 
