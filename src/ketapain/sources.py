@@ -40,6 +40,7 @@ __all__ = [
     "KOPPEL_1990",
     "LANGSJO_2005",
     "NOPPERS_2011",
+    "NOPPERS_2011_LIVER",
     "OLOFSEN_2022",
     "PEREZ_RUIXO_2021",
     "SALAT_2015",
@@ -85,7 +86,10 @@ class Source:
         return f"{self.authors}, {year}. {self.journal}"
 
     def short(self) -> str:
-        """Return ``FirstAuthor year``, e.g. ``'Domino 1984'``."""
+        """Return ``FirstAuthor year``, e.g. ``'Domino 1984'``; an undated work (a clinic's
+        page, a policy) is named in full."""
+        if self.year is None:
+            return self.authors
         first = self.authors.split(",")[0].split(" ")[0]
         return f"{first} {'n.d.' if self.year is None else self.year}"
 
@@ -304,6 +308,15 @@ NOPPERS_2011 = Source(
     "trial",
     doi="10.1016/j.ejpain.2011.03.008",
     locator="S-ketamine 0.5 mg/kg over 30 min: effect closely followed plasma concentrations",
+)
+NOPPERS_2011_LIVER = Source(
+    authors="Noppers IM, Niesters M, Aarts LPHJ, et al.",
+    year=2011,
+    journal="Pain 152(9):2173-2178",
+    title="Drug-induced liver injury following a repeated course of ketamine treatment for "
+    "chronic pain in CRPS type 1 patients: a report of 3 cases",
+    doi="10.1016/j.pain.2011.03.026",
+    locator="3 of 6 patients: ALT, AST, ALP and GGT at least 3x the upper limit of normal",
 )
 LANGSJO_2005 = Source(
     authors="Långsjö JW, Maksimow A, Salmi E, et al.",

@@ -29,6 +29,7 @@ TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "prescribe": (True, False, False, False),
     "change_course": (True, False, False, False),
     "read_audit": (True, False, False, True),
+    "read_outcomes": (True, False, False, True),
     "manage_users": (False, False, False, True),
 }
 CASES = [(role, action) for action in TABLE for role in ROLES]

@@ -78,7 +78,7 @@ def kaplan_meier(durations: FloatArray, events: BoolArray) -> KaplanMeier:
         )
     if np.any(~np.isfinite(d) | (d < 0)):
         raise InvalidValueError("durations", "finite and >= 0", d[~np.isfinite(d) | (d < 0)][0])
-    from lifelines import KaplanMeierFitter  # noqa: PLC0415 - imports pandas: load on use
+    from lifelines import KaplanMeierFitter  # pandas comes with it: load on first use
 
     fit = KaplanMeierFitter(alpha=0.05).fit(d, event_observed=e)
     table = fit.event_table

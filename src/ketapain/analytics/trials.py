@@ -25,6 +25,7 @@ from typing import Any, Final
 import numpy as np
 from scipy import stats
 
+from ketapain.analytics.proportions import Proportion, wilson_interval
 from ketapain.analytics.survival import KaplanMeier, kaplan_meier
 from ketapain.errors import InvalidValueError
 from ketapain.pharmacology._types import FloatArray
@@ -135,33 +136,6 @@ def run_trial(
         if cluster is not None:
             cluster.close()
     return TrialResult.assemble(design, [results[k] for k in tasks])
-
-
-def wilson_interval(successes: int, n: int) -> tuple[float, float]:
-    """Wilson score 95% interval of a proportion (Wilson 1927, J Am Stat Assoc 22:209)."""
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    z2 = _Z95**2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = _Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (float(max(centre - half, 0.0)), float(min(centre + half, 1.0)))
-
-
-@dataclass(frozen=True, slots=True)
-class Proportion:
-    """A rate with its Wilson 95% interval."""
-
-    count: int
-    n: int
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.n if self.n else float("nan")
-
-    def as_dict(self) -> dict[str, float | int]:
-        lo, hi = wilson_interval(self.count, self.n)
-        return {"rate": self.rate, "ci_low": lo, "ci_high": hi, "count": self.count, "n": self.n}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -229,6 +229,7 @@ from ketapain.cli import clinic as _clinic  # noqa: E402
 from ketapain.cli import demo as _demo  # noqa: E402  (registers the demo command)
 from ketapain.cli import plan as _plan  # noqa: E402
 from ketapain.cli import predict as _predict  # noqa: E402
+from ketapain.cli import report as _report  # noqa: E402
 from ketapain.cli import trial as _trial  # noqa: E402
 
 app.command("demo")(_demo.demo_command)
@@ -240,5 +241,6 @@ app.command("screen")(_plan.screen_command)
 app.command("plan")(_plan.plan_command)
 app.command("check-rate")(_plan.check_rate_command)
 app.command("serve")(_clinic.serve_command)
+app.command("report")(_report.report_command)
 app.add_typer(_clinic.db_app, name="db")
 app.add_typer(_clinic.users_app, name="users")

@@ -16,6 +16,7 @@ decide             yes        no     no          no
 prescribe          yes        no     no          no
 change_course      yes        no     no          no
 read_audit         yes        no     no          yes
+read_outcomes      yes        no     no          yes
 manage_users       no         no     no          yes
 =================  =========  =====  ==========  =====
 
@@ -55,6 +56,7 @@ class Action(StrEnum):
     PRESCRIBE = "prescribe"
     CHANGE_COURSE = "change_course"
     READ_AUDIT = "read_audit"
+    READ_OUTCOMES = "read_outcomes"
     MANAGE_USERS = "manage_users"
 
 
@@ -78,10 +80,12 @@ ROLE_ACTIONS: Final[dict[str, frozenset[Action]]] = {
         Action.PRESCRIBE,
         Action.CHANGE_COURSE,
         Action.READ_AUDIT,
+        Action.READ_OUTCOMES,
     },
     "nurse": _NURSE,
     "front_desk": frozenset({Action.READ_SCHEDULE, Action.REGISTER_PATIENT}),
-    "admin": frozenset({Action.READ_AUDIT, Action.MANAGE_USERS}),
+    # Outcome reports are de-identified aggregates: a clinic's quality lead may be an admin.
+    "admin": frozenset({Action.READ_AUDIT, Action.READ_OUTCOMES, Action.MANAGE_USERS}),
     # Set-up and background jobs (demo data, migrations) act as the system.
     "system": frozenset(Action),
 }

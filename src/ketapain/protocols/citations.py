@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ketapain.sources import Source
+from ketapain.sources import NOPPERS_2011_LIVER, Source
 
 __all__ = [
     "ALDRETE_1995",
@@ -81,15 +81,6 @@ SPRAVATO_LABEL: Final = Source(
     locator="assess blood pressure before dosing; caution above 140/90 mmHg; observe at least "
     "2 h; no driving until the next day after restful sleep; psychostimulants and MAOIs "
     "raise blood pressure; CNS depressants increase sedation",
-)
-NOPPERS_2011_LIVER: Final = Source(
-    authors="Noppers IM, Niesters M, Aarts LPHJ, et al.",
-    year=2011,
-    journal="Pain 152(9):2173-2178",
-    title="Drug-induced liver injury following a repeated course of ketamine treatment for "
-    "chronic pain in CRPS type 1 patients: a report of 3 cases",
-    doi="10.1016/j.pain.2011.03.026",
-    locator="3 of 6 patients: ALT, AST, ALP and GGT at least 3x the upper limit of normal",
 )
 PELTONIEMI_2011: Final = Source(
     authors="Peltoniemi MA, Saari TI, Hagelberg NM, et al.",

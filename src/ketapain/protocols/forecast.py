@@ -128,7 +128,9 @@ def forecast_pain(
             dosing_weight_kg=dosing_weight_kg,
         )
     notes = tuple(
-        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning))
+        dict.fromkeys(
+            str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)
+        )
     )
 
     def point(t: float, **which: int) -> ForecastPoint:

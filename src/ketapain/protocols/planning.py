@@ -33,11 +33,11 @@ from typing import Any, Final
 from ketapain.errors import InvalidValueError
 from ketapain.pharmacology import Covariates
 from ketapain.pharmacology.prediction import DEFAULT_FOLLOW_UP_DAYS, Prediction, predict
-from ketapain.protocols.forecast import PainForecast, forecast_pain
 from ketapain.pharmacology.schedules import Bolus, Infusion, OralDose, Schedule
 from ketapain.pharmacology.targeting import TargetPlan, TargetSite, target_steps
 from ketapain.protocols.dosing_weight import DosingWeight, WeightPolicy, dosing_weight
 from ketapain.protocols.findings import Finding, Override, Severity, apply_overrides, blocking
+from ketapain.protocols.forecast import PainForecast, forecast_pain
 from ketapain.protocols.guardrails import DrugLibrary, LimitSet, Quantity, load_drug_library
 from ketapain.protocols.patient import Patient
 from ketapain.protocols.schema import DecisionPoint, Phase, Protocol, Slot, Trigger

@@ -19,6 +19,7 @@ from ketapain.web.pages.chair import router as chair_router
 from ketapain.web.pages.courses import router as courses_router
 from ketapain.web.pages.patients import router as patients_router
 from ketapain.web.pages.planning import router as planning_router
+from ketapain.web.pages.reports import router as reports_router
 
 __all__ = ["install"]
 
@@ -35,6 +36,7 @@ def install(app: FastAPI) -> None:
         courses_router,
         chair_router,
         admin_router,
+        reports_router,
     ):
         app.include_router(router, include_in_schema=False)
 
