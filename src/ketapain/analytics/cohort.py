@@ -192,7 +192,7 @@ def check_cohort(table: pl.DataFrame) -> pl.DataFrame:
     """Return ``table`` with its columns in order, or raise naming the first bad column.
 
     Every column of :data:`COLUMNS` must be there with its type; numbers must lie in
-    their range (nulls pass: a course not yet followed up has no week-12 NRS).
+    their range and finite (nulls pass: a course not yet followed up has no week-12 NRS).
     """
     missing = [c.name for c in COLUMNS if c.name not in table.columns]
     if missing:
@@ -204,8 +204,8 @@ def check_cohort(table: pl.DataFrame) -> pl.DataFrame:
         if c.low is None and c.high is None:
             continue
         col = table.get_column(c.name)
-        nan = col.is_nan() if dtype == pl.Float64 else col.is_null() & False
-        bad = nan.fill_null(False)
+        odd = ~col.is_finite() if dtype == pl.Float64 else col.is_null() & False
+        bad = odd.fill_null(False)
         if c.low is not None:
             bad = bad | (col < c.low).fill_null(False)
         if c.high is not None:

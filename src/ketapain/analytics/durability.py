@@ -24,6 +24,7 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
+from ketapain.analytics.responders import relieved
 from ketapain.analytics.survival import KaplanMeier, kaplan_meier
 
 __all__ = ["RELIEF_RESPONSE_FRACTION", "Durability", "relief_duration", "time_to_booster"]
@@ -70,8 +71,8 @@ def _fit(what: str, durations: np.ndarray, events: np.ndarray) -> Durability | N
 
 def relief_duration(table: pl.DataFrame) -> Durability | None:
     """Days of relief after the series among end-of-series responders (None if none)."""
-    cut = (1.0 - RELIEF_RESPONSE_FRACTION) * pl.col("baseline_nrs")
-    t = table.filter((pl.col("sessions_given") > 0) & (pl.col("nrs_end") <= cut)).select(
+    responded = relieved(pl.col("baseline_nrs"), pl.col("nrs_end"), RELIEF_RESPONSE_FRACTION)
+    t = table.filter((pl.col("sessions_given") > 0) & responded).select(
         lost=pl.min_horizontal("relief_lost_day", "booster_day"),
         seen=pl.col("last_follow_up_day").fill_null(0.0),
     )

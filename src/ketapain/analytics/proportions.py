@@ -17,9 +17,14 @@ from typing import Final
 import numpy as np
 from scipy import stats
 
-__all__ = ["Mean", "Proportion", "mean_ci", "wilson_interval"]
+__all__ = ["Mean", "Proportion", "finite", "mean_ci", "wilson_interval"]
 
 _Z95: Final = 1.959963984540054  # 97.5th percentile of the standard normal
+
+
+def finite(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite (JSON has no NaN)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def wilson_interval(successes: int, n: int) -> tuple[float, float]:
@@ -46,9 +51,16 @@ class Proportion:
     def rate(self) -> float:
         return self.count / self.n if self.n else float("nan")
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
+        """JSON values (None, not NaN, for an empty sample)."""
         lo, hi = wilson_interval(self.count, self.n)
-        return {"rate": self.rate, "ci_low": lo, "ci_high": hi, "count": self.count, "n": self.n}
+        return {
+            "rate": finite(self.rate),
+            "ci_low": finite(lo),
+            "ci_high": finite(hi),
+            "count": self.count,
+            "n": self.n,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,8 +72,14 @@ class Mean:
     ci_high: float
     n: int
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
+    def as_dict(self) -> dict[str, float | int | None]:
+        """JSON values (None, not NaN, where undefined)."""
+        return {
+            "mean": finite(self.mean),
+            "ci_low": finite(self.ci_low),
+            "ci_high": finite(self.ci_high),
+            "n": self.n,
+        }
 
 
 def mean_ci(values: Sequence[float] | np.ndarray) -> Mean:

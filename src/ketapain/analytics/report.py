@@ -30,8 +30,9 @@ from ketapain.analytics.durability import Durability, relief_duration, time_to_b
 from ketapain.analytics.literature import LITERATURE, LiteratureFigure
 from ketapain.analytics.opioids import OpioidChange, opioid_change
 from ketapain.analytics.proportions import Mean, Proportion, mean_ci
-from ketapain.analytics.responders import GROUPINGS, ResponderRate, responder_rates
+from ketapain.analytics.responders import GROUPINGS, ResponderRate, relieved, responder_rates
 from ketapain.analytics.safety import Safety, safety
+from ketapain.errors import InvalidValueError
 
 __all__ = ["RELIEF_WEEKS_DAYS", "CohortAnalysis", "Comparison", "analyse"]
 
@@ -73,11 +74,12 @@ class CohortAnalysis:
 
     def responder(self, timepoint: str, criterion: str) -> Proportion:
         """The overall rate at ``timepoint`` by ``criterion``."""
-        return next(
-            r.rate
-            for r in self.responders
-            if r.timepoint == timepoint and r.criterion.name == criterion
-        )
+        for r in self.responders:
+            if r.timepoint == timepoint and r.criterion.name == criterion:
+                return r.rate
+        names = sorted({f"{r.timepoint}/{r.criterion.name}" for r in self.responders})
+        raise InvalidValueError("timepoint/criterion", f"one of {', '.join(names)}",
+                                f"{timepoint}/{criterion}")  # fmt: skip
 
     def per_course_calibration(self) -> pl.DataFrame:
         """Each course's predicted and observed NRS at each anchor."""
@@ -108,7 +110,7 @@ class CohortAnalysis:
 def _relief_beyond(t: pl.DataFrame, days: float) -> Proportion:
     """Treated courses relieved at the end and still at ``days`` (status known then)."""
     known = t.filter(pl.col("nrs_end").is_not_null())
-    responded = pl.col("nrs_end") <= 0.7 * pl.col("baseline_nrs")
+    responded = relieved(pl.col("baseline_nrs"), pl.col("nrs_end"))
     lost = pl.min_horizontal("relief_lost_day", "booster_day")
     lasted = responded & (lost.is_null() | (lost > days))
     unknown = responded & lost.is_null() & (pl.col("last_follow_up_day").fill_null(0.0) < days)

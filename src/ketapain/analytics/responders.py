@@ -35,7 +35,9 @@ __all__ = [
     "TIMEPOINTS",
     "Criterion",
     "ResponderRate",
+    "at_or_below",
     "group_column",
+    "relieved",
     "responder_rates",
     "with_bands",
 ]
@@ -51,6 +53,21 @@ DWORKIN_2008: Final = Source(
 FARRAR_2001_CITE: Final = FARRAR_2001.cite()
 
 
+# NRS are charted in tenths at most: a tolerance far below that keeps an exact 30% fall
+# (6 -> 4.2, where 0.7 * 6 is 4.199999...) on the responder side of the line.
+_TOLERANCE: Final = 1e-9
+
+
+def at_or_below(nrs: pl.Expr, limit: pl.Expr) -> pl.Expr:
+    """``nrs <= limit``, with a tolerance for floating-point rounding of the limit."""
+    return nrs <= limit + _TOLERANCE
+
+
+def relieved(baseline: pl.Expr, nrs: pl.Expr, fraction: float = 0.30) -> pl.Expr:
+    """NRS at least ``fraction`` below baseline (30%: "much improved", Farrar 2001)."""
+    return at_or_below(nrs, (1.0 - fraction) * baseline)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Criterion:
     """A responder criterion: a fall from baseline by a fraction or by points."""
@@ -64,9 +81,9 @@ class Criterion:
     def responded(self, baseline: pl.Expr, nrs: pl.Expr) -> pl.Expr:
         """True or False where ``nrs`` is known; null where it is not."""
         if self.fraction is not None:
-            return nrs <= (1.0 - self.fraction) * baseline
+            return at_or_below(nrs, (1.0 - self.fraction) * baseline)
         assert self.points is not None
-        return nrs <= baseline - self.points
+        return at_or_below(nrs, baseline - self.points)
 
 
 CRITERIA: Final = (
@@ -168,7 +185,7 @@ def responder_rates(table: pl.DataFrame, *, by: str | None = None) -> list[Respo
     agg = t.group_by(key).agg(exprs).sort(key) if key else t.select(exprs)
     out = []
     for row in agg.iter_rows(named=True):
-        group = None if key is None else str(row[key])
+        group = None if key is None else str(row[key] if row[key] is not None else "unknown")
         for tp in TIMEPOINTS:
             for c in CRITERIA:
                 out.append(

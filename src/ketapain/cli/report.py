@@ -148,7 +148,7 @@ def report_command(
         err_console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None
     if quiet:
-        sys.stdout.write(json.dumps(a.as_dict(), indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(a.as_dict(), indent=2, default=str, allow_nan=False) + "\n")
         return
     _tables(a)
     written = [p for p in (html, pdf, csv, parquet) if p is not None]

@@ -218,7 +218,7 @@ follow AS (
   SELECT fu.course_id,
       {weeks},
       MAX(fu.after_s) AS last_follow_up_s,
-      MIN(CASE WHEN fu.value > :lost_fraction * p.baseline_nrs THEN fu.after_s END)
+      MIN(CASE WHEN fu.value > :lost_fraction * p.baseline_nrs + 1e-9 THEN fu.after_s END)
         AS relief_lost_s
   FROM fu JOIN plan p ON p.course_id = fu.course_id AND p.rn = 1
   GROUP BY fu.course_id

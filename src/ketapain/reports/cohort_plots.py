@@ -105,7 +105,7 @@ def trajectory_figure(a: CohortAnalysis) -> Figure:
     """Mean NRS at baseline, the series end and each follow-up week, with the forecast."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     pts = a.trajectory
-    day = np.array([-3.0 if p.label == "baseline" else p.day for p in pts])
+    day = np.array([-10.0 if p.label == "baseline" else p.day for p in pts])
     obs = np.array([p.observed.mean for p in pts])
     lo = np.array([p.observed.ci_low for p in pts])
     hi = np.array([p.observed.ci_high for p in pts])
@@ -120,7 +120,7 @@ def trajectory_figure(a: CohortAnalysis) -> Figure:
             ax.plot([7.0], [f.value], "k_", ms=14, mew=2)
             ax.annotate(f.source.short(), (7.0, f.value), fontsize=7, xytext=(4, -3),
                         textcoords="offset points")  # fmt: skip
-    ax.set_xticks([-3, 0, 28, 56, 84], ["baseline", "end", "week 4", "week 8", "week 12"])
+    ax.set_xticks([-10, 0, 28, 56, 84], ["baseline", "end", "week 4", "week 8", "week 12"])
     ax.set_ylim(0, 10)
     ax.set_ylabel("Pain NRS")
     ax.grid(alpha=0.3)

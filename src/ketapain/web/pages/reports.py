@@ -122,7 +122,7 @@ def cohort_download(
     a, now = _analysis(db, me, f"{kind} download", start_from, start_to, protocol, diagnosis)
     stamp = now.strftime("%Y%m%d")
     if kind == "json":
-        body = json.dumps(a.as_dict(), default=str).encode()
+        body = json.dumps(a.as_dict(), default=str, allow_nan=False).encode()
         return Response(body, media_type="application/json")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"cohort.{kind}"
