@@ -114,7 +114,7 @@ def course_query(dialect: str) -> str:
     return f"""
 WITH
 plan AS (
-  SELECT cp.course_id, cp.start_date,
+  SELECT cp.course_id, MIN(cp.start_date) OVER (PARTITION BY cp.course_id) AS start_date,
          {d.json_float("cp.plan", "baseline_nrs")} AS baseline_nrs,
          {d.json_length("cp.plan", "sessions")} AS sessions_planned,
          {d.json_float("cp.plan", "pain_forecast", "end_of_series", "nrs_expected")}
@@ -187,7 +187,7 @@ given AS (
          SUM(delivered_mg) AS dose_mg,
          MAX(CASE WHEN first_rn = 1 THEN dosing_weight_kg END) AS dosing_weight_kg,
          SUM(CASE WHEN stop_t IS NOT NULL
-                   AND running_h < {d.programmed_min("program")} / 60.0 - :early_h
+                   AND running_h <= {d.programmed_min("program")} / 60.0 - :early_h + 1e-6
                   THEN 1 ELSE 0 END) AS early_stops
   FROM sess GROUP BY course_id
 ),
@@ -208,6 +208,7 @@ fu_all AS (
   JOIN given g ON g.course_id = c.id
   WHERE s.instrument = 'pain_nrs' AND s.infusion_id IS NULL AND {_current("s", "scores")}
     AND {d.epoch("s.measured_utc")} > g.series_end_t
+    AND {d.epoch("s.measured_utc")} <= :as_of_t
 ),
 fu AS (
   SELECT fu_all.course_id, fu_all.value, fu_all.after_s,
@@ -232,7 +233,7 @@ se AS (
   SELECT i.course_id, COUNT(*) AS side_effects,
          SUM(CASE WHEN x.severity IN ('moderate', 'severe') THEN 1 ELSE 0 END)
            AS significant_side_effects,
-         COUNT(DISTINCT x.infusion_id) AS sessions_with_side_effects
+         COUNT(DISTINCT i.session_number) AS sessions_with_side_effects
   FROM side_effects x JOIN infusions i ON i.id = x.infusion_id
   WHERE {_current("x", "side_effects")}
   GROUP BY i.course_id
@@ -254,6 +255,7 @@ lft AS (
   WHERE l.test IN ('alt', 'ast') AND l.value IS NOT NULL AND l.ref_high IS NOT NULL
     AND {_current("l", "lab_results")}
     AND {d.epoch("l.collected_utc")} >= g.first_start_t
+    AND {d.epoch("l.collected_utc")} <= :as_of_t
   GROUP BY g.course_id
 )
 SELECT c.id AS course_id, c.patient_id, c.protocol, p.start_date, st.status,
@@ -281,12 +283,10 @@ LEFT JOIN lft ON lft.course_id = c.id
 
 
 def medication_query(dialect: str) -> str:
-    """Every medication row with when it was recorded and when a later row replaced it."""
+    """Every medication row: its id, the row it corrects, when it was recorded."""
     d = _Dialect(dialect)
     return f"""
-SELECT m.patient_id, m.name, m.dose_mg_per_day, m.dose_mcg_per_h, m.active,
-       m.entered_in_error, {d.epoch("m.recorded_utc")} AS recorded_t,
-       (SELECT MIN({d.epoch("later.recorded_utc")}) FROM medications later
-        WHERE later.corrects_id = m.id) AS replaced_t
+SELECT m.id, m.corrects_id, m.patient_id, m.name, m.dose_mg_per_day, m.dose_mcg_per_h,
+       m.active, m.entered_in_error, {d.epoch("m.recorded_utc")} AS recorded_t
 FROM medications m
 """

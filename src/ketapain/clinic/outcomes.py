@@ -100,19 +100,38 @@ def _courses(session: Session, params: dict[str, float]) -> pl.DataFrame:
 
 
 def _mme_rows(session: Session) -> pl.DataFrame:
+    """Opioid rows with the time each was valid: from its recording until a correction.
+
+    A chain of corrections that ends in a retraction (entered in error) never counted.
+    """
     dialect = session.get_bind().dialect.name
     rows = session.execute(text(medication_query(dialect))).fetchall()
+    replaced: dict[str, float] = {}
+    corrects: dict[str, str] = {}
+    void: set[str] = set()
+    for rid, fix, _, _, _, _, _, error, recorded_t in rows:
+        if fix is not None:
+            old, new = _hex(fix), _hex(rid)
+            corrects[new] = old
+            replaced[old] = min(replaced.get(old, recorded_t), recorded_t)
+            if error:
+                void.add(new)
+    for rid in list(void):  # a retraction voids every earlier version of the entry
+        while rid in corrects:
+            rid = corrects[rid]
+            void.add(rid)
     factors: dict[tuple[str, float | None, float | None], float | None] = {}
     out = []
-    for pid, name, mg, mcg, active, error, recorded_t, replaced_t in rows:
+    for rid, _, pid, name, mg, mcg, active, error, recorded_t in rows:
         k = (name, mg, mcg)
         if k not in factors:
             m = mme_per_day(name, dose_mg_per_day=mg, dose_mcg_per_h=mcg)
             factors[k] = None if m is None else m.mme_per_day
         mme = factors[k]
-        if mme is None or not active or error:
+        key = _hex(rid)
+        if mme is None or not active or error or key in void:
             continue
-        out.append((_hex(pid), float(recorded_t), replaced_t, mme))
+        out.append((_hex(pid), float(recorded_t), replaced.get(key), mme))
     return pl.DataFrame(
         out,
         schema={
@@ -158,7 +177,8 @@ def analysis_table(
     """One de-identified row per course (:data:`ketapain.analytics.cohort.COLUMNS`).
 
     ``as_of`` (default now) is the analysis time: an infusion still running counts up to
-    it, and follow-up is censored at it. ``key`` makes the pseudonymous keys repeatable
+    it, and follow-up scores, liver tests and boosters dated after it are not counted.
+    ``start_date`` is the first plan's (a replan that moves the course keeps its start). ``key`` makes the pseudonymous keys repeatable
     across exports; by default each call draws a new one, so two exports cannot be linked.
     """
     require(actor, Action.READ_OUTCOMES, "outcome reports are for physicians and admins")
@@ -176,8 +196,9 @@ def analysis_table(
     start_t = pl.col("start_date").cast(pl.Datetime("ms")).dt.epoch("s").cast(pl.Float64)
     raw = raw.with_columns(
         mme_before_t=pl.coalesce("first_start_t", start_t),
-        mme_after_t=pl.min_horizontal(
-            pl.col("series_end_t") + MME_AFTER_DAYS * _DAY_S, pl.lit(as_of_t)
+        mme_after_t=pl.max_horizontal(
+            pl.min_horizontal(pl.col("series_end_t") + MME_AFTER_DAYS * _DAY_S, pl.lit(as_of_t)),
+            pl.col("series_end_t"),
         ),
     )
     meds = _mme_rows(session)
@@ -218,7 +239,7 @@ def analysis_table(
         .alias("mean_rate_mg_per_kg_h"),
         "baseline_nrs",
         "nrs_end",
-        days(end - start_t).alias("series_end_day"),
+        days(end - pl.min_horizontal(start_t, pl.col("first_start_t"))).alias("series_end_day"),
         *(pl.col(f"nrs_week_{w}") for w in range(1, 13)),
         days(pl.col("last_follow_up_s")).alias("last_follow_up_day"),
         days(pl.col("relief_lost_s")).alias("relief_lost_day"),
