@@ -1,4 +1,4 @@
-"""``ketapain serve``, ``ketapain db upgrade|demo|status`` and ``ketapain users create|list``.
+"""``ketapain serve``, ``ketapain db upgrade|demo|synth|status``, ``ketapain users create|list``.
 
 Every command takes ``--database-url`` (default: ``KETAPAIN_DATABASE_URL``, else
 ``sqlite:///ketapain.db`` in the current folder).
@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -21,6 +22,7 @@ from ketapain.clinic.accounts import Role, User, create_user, list_users
 from ketapain.clinic.audit import SYSTEM
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS, fill_demo
+from ketapain.clinic.synthetic import MAX_PATIENTS, fill_synthetic
 from ketapain.config import Settings
 from ketapain.errors import ConflictError, KetapainError
 
@@ -98,6 +100,52 @@ def demo_data_command(
     console.print(
         _logins_table(f"demo data ({counts['patients']} patients, {counts['courses']} courses)")
     )
+
+
+@db_app.command("synth")
+def synth_command(
+    patients: Annotated[
+        int, typer.Option(help=f"Synthetic patients, one course each (1 to {MAX_PATIENTS:,}).")
+    ],
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same registry.")] = 1,
+    database_url: UrlOpt = None,
+    today: Annotated[
+        str | None, typer.Option(help="Day the registry ends on (YYYY-MM-DD; default today).")
+    ] = None,
+) -> None:
+    """Migrate a fresh database and fill it with a synthetic registry of past courses.
+
+    Synthetic data for benchmarks and for trying the reports: never clinical data.
+    """
+    try:
+        _, db = _open(database_url)
+        migrate.upgrade(db)
+        day = date.fromisoformat(today) if today else utc_now().date()
+        with Progress(
+            TextColumn("[bold]synthetic registry[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("patients"),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as bar:
+            task = bar.add_task("patients", total=patients)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            counts = fill_synthetic(db, patients=patients, today=day, seed=seed, progress=progress)
+    except ConflictError as err:
+        err_console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=1) from None
+    except (KetapainError, ValueError) as err:
+        raise _fail(err) from None
+    table = Table(title=f"synthetic registry (seed {seed}, up to {day}): not clinical data")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
 
 
 def _logins_table(title: str = "demo logins") -> Table:

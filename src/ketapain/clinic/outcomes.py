@@ -178,7 +178,8 @@ def analysis_table(
 
     ``as_of`` (default now) is the analysis time: an infusion still running counts up to
     it, and follow-up scores, liver tests and boosters dated after it are not counted.
-    ``start_date`` is the first plan's (a replan that moves the course keeps its start). ``key`` makes the pseudonymous keys repeatable
+    ``start_date`` is the first plan's (a replan that moves the course keeps its start).
+    ``key`` makes the pseudonymous keys repeatable
     across exports; by default each call draws a new one, so two exports cannot be linked.
     """
     require(actor, Action.READ_OUTCOMES, "outcome reports are for physicians and admins")
