@@ -69,6 +69,8 @@ class Settings:
     secure_cookies: bool = False
     # Times are stored in UTC and shown in the clinic's zone (the pages' only conversion).
     timezone: str = "UTC"
+    # A file that keeps the outcome rows between reports (ketapain.clinic.outcome_snapshot).
+    outcome_snapshot: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite", "postgresql")):
@@ -100,4 +102,5 @@ class Settings:
             alarm_thresholds_file=Path(thresholds) if thresholds else None,
             secure_cookies=env.get("KETAPAIN_SECURE_COOKIES", "") in ("1", "true", "yes"),
             timezone=env.get("KETAPAIN_TIMEZONE") or "UTC",
+            outcome_snapshot=Path(snap) if (snap := env.get("KETAPAIN_OUTCOME_SNAPSHOT")) else None,
         )

@@ -622,6 +622,20 @@ def test_predictions_are_the_forecast_of_the_plan_in_force(db, staff, patient):
     assert_allclose(row["baseline_nrs"], 7.0)
 
 
+def test_the_plan_starts_from_the_pain_charted_at_intake(db, staff, patient):
+    """A pain NRS charted outside an infusion before planning is the plan's baseline, and
+    the forecast scales with it (predicted NRS is proportional to baseline)."""
+    _nrs(db, staff, patient.id, 5.0, _at(_monday(2), 9))
+    course = _course(db, staff, patient.id, _monday(1))
+    row = _row(db, staff)
+    assert_allclose(row["baseline_nrs"], 5.0)
+    with db.session() as s:
+        plan = current_plan(s, course.id)
+    assert plan.inputs["chart"]["pain_nrs"] == 5.0
+    assert plan.plan["pain_forecast"]["baseline_nrs"] == 5.0
+    assert row["predicted_nrs_week_12"] < 5.0
+
+
 # --- de-identification -------------------------------------------------------------------
 
 

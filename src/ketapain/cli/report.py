@@ -110,6 +110,13 @@ def report_command(
     fmt: Annotated[
         str, typer.Option("--format", help="table (terminal tables) or json (stdout)")
     ] = "table",
+    snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            help="keep the outcome rows in this file between reports and read again only "
+            "what changed (default: KETAPAIN_OUTCOME_SNAPSHOT)"
+        ),
+    ] = None,
 ) -> None:
     """Outcome report of the clinic's courses: responders, relief, opioids, safety,
     calibration and the literature beside them."""
@@ -122,7 +129,7 @@ def report_command(
             protocols=tuple(protocol or ()),
             diagnoses=tuple(diagnosis or ()),
         )
-        _, db = _open(database_url)
+        settings, db = _open(database_url)
         generated: datetime = utc_now()
         quiet = fmt == "json"
         with Progress(
@@ -133,7 +140,13 @@ def report_command(
             disable=quiet or not sys.stderr.isatty(),
         ) as progress:
             task = progress.add_task("reading the records", total=3)
-            table = cohort_table(db, SYSTEM, purpose="ketapain report", as_of=generated)
+            table = cohort_table(
+                db,
+                SYSTEM,
+                purpose="ketapain report",
+                as_of=generated,
+                snapshot=snapshot or settings.outcome_snapshot,
+            )
             progress.update(task, advance=1, description="analysing")
             a = analyse(table, f)
             progress.update(task, advance=1, description="drawing the report")

@@ -86,6 +86,7 @@ COURSE_QUERY_COLUMNS: Final = (
     "dose_mg",
     "dosing_weight_kg",
     "early_stops",
+    "open_sessions",
     "nrs_end",
     *(f"nrs_week_{w}" for w in _WEEKS),
     "last_follow_up_s",
@@ -103,10 +104,23 @@ COURSE_QUERY_COLUMNS: Final = (
 )
 
 
-def course_query(dialect: str) -> str:
+# The patients a scoped query reads (a temporary table the caller fills).
+_P: Final = "(SELECT patient_id FROM outcome_scope)"
+_C: Final = f"(SELECT id FROM courses WHERE patient_id IN {_P})"
+
+
+def course_query(dialect: str, *, scoped: bool = False) -> str:
     """The SQL of one row per course; parameters ``as_of_t`` (epoch s), ``early_h`` (h),
-    ``lost_fraction`` and ``uln_multiple``."""
+    ``lost_fraction`` and ``uln_multiple``. ``scoped`` reads only the courses of the
+    patients in the temporary table ``outcome_scope``."""
     d = _Dialect(dialect)
+
+    def where(cond: str) -> str:
+        return f"WHERE {cond}" if scoped else ""
+
+    def and_(cond: str) -> str:
+        return f"AND {cond}" if scoped else ""
+
     ev_t = d.epoch("e.time_utc")
     weeks = ",\n      ".join(
         f"AVG(CASE WHEN fu.week = {w} THEN fu.value END) AS nrs_week_{w}" for w in _WEEKS
@@ -124,22 +138,22 @@ plan AS (
          {d.json_float("cp.plan", "pain_forecast", "week_12", "nrs_expected")}
            AS predicted_nrs_week_12,
          ROW_NUMBER() OVER (PARTITION BY cp.course_id ORDER BY cp.version DESC) AS rn
-  FROM course_plans cp
+  FROM course_plans cp {where("cp.course_id IN " + _C)}
 ),
 status AS (
   SELECT course_id, status,
          ROW_NUMBER() OVER (PARTITION BY course_id ORDER BY sequence DESC) AS rn
-  FROM course_status_events
+  FROM course_status_events {where("course_id IN " + _C)}
 ),
 demo AS (
   SELECT dm.patient_id, dm.birth_date, dm.sex,
          ROW_NUMBER() OVER (PARTITION BY dm.patient_id ORDER BY dm.recorded_utc DESC) AS rn
-  FROM demographics dm WHERE {_current("dm", "demographics")}
+  FROM demographics dm WHERE {_current("dm", "demographics")} {and_("dm.patient_id IN " + _P)}
 ),
 dx AS (
   SELECT dg.patient_id, dg.key,
          ROW_NUMBER() OVER (PARTITION BY dg.patient_id ORDER BY dg.recorded_utc) AS rn
-  FROM diagnoses dg WHERE {_current("dg", "diagnoses")}
+  FROM diagnoses dg WHERE {_current("dg", "diagnoses")} {and_("dg.patient_id IN " + _P)}
 ),
 ev AS (
   SELECT e.infusion_id, e.kind, e.rate_mg_per_h, {ev_t} AS t,
@@ -151,6 +165,7 @@ ev AS (
          COUNT(e.rate_mg_per_h) OVER (PARTITION BY e.infusion_id ORDER BY e.sequence
                                       ROWS UNBOUNDED PRECEDING) AS rate_group
   FROM infusion_events e
+  {where(f"e.infusion_id IN (SELECT id FROM infusions WHERE patient_id IN {_P})")}
 ),
 seg AS (
   SELECT infusion_id, kind, t, running,
@@ -170,7 +185,7 @@ bag AS (
   SELECT i.id, i.course_id, i.session_number, i.dosing_weight_kg, i.program,
          ROW_NUMBER() OVER (PARTITION BY i.course_id, i.session_number
                             ORDER BY i.recorded_utc DESC) AS rn
-  FROM infusions i
+  FROM infusions i {where("i.patient_id IN " + _P)}
 ),
 sess AS (
   SELECT bag.id AS infusion_id, bag.course_id, bag.session_number, bag.dosing_weight_kg,
@@ -188,7 +203,8 @@ given AS (
          MAX(CASE WHEN first_rn = 1 THEN dosing_weight_kg END) AS dosing_weight_kg,
          SUM(CASE WHEN stop_t IS NOT NULL
                    AND running_h <= {d.programmed_min("program")} / 60.0 - :early_h + 1e-6
-                  THEN 1 ELSE 0 END) AS early_stops
+                  THEN 1 ELSE 0 END) AS early_stops,
+         SUM(CASE WHEN stop_t IS NULL THEN 1 ELSE 0 END) AS open_sessions
   FROM sess GROUP BY course_id
 ),
 nrs_end AS (
@@ -208,7 +224,7 @@ fu_all AS (
   JOIN given g ON g.course_id = c.id
   WHERE s.instrument = 'pain_nrs' AND s.infusion_id IS NULL AND {_current("s", "scores")}
     AND {d.epoch("s.measured_utc")} > g.series_end_t
-    AND {d.epoch("s.measured_utc")} <= :as_of_t
+    AND {d.epoch("s.measured_utc")} <= :as_of_t {and_("s.patient_id IN " + _P)}
 ),
 fu AS (
   SELECT fu_all.course_id, fu_all.value, fu_all.after_s,
@@ -226,7 +242,7 @@ follow AS (
 ),
 boost AS (
   SELECT b.course_id, MIN({d.epoch_date("b.scheduled_date")}) AS booster_t, COUNT(*) AS boosters
-  FROM boosters b WHERE {_current("b", "boosters")}
+  FROM boosters b WHERE {_current("b", "boosters")} {and_("b.course_id IN " + _C)}
   GROUP BY b.course_id
 ),
 se AS (
@@ -235,13 +251,13 @@ se AS (
            AS significant_side_effects,
          COUNT(DISTINCT i.session_number) AS sessions_with_side_effects
   FROM side_effects x JOIN infusions i ON i.id = x.infusion_id
-  WHERE {_current("x", "side_effects")}
+  WHERE {_current("x", "side_effects")} {and_("i.patient_id IN " + _P)}
   GROUP BY i.course_id
 ),
 al AS (
   SELECT i.course_id, COUNT(*) AS alarms,
          SUM(CASE WHEN a.level = 'stop' THEN 1 ELSE 0 END) AS stop_alarms
-  FROM alarms a JOIN infusions i ON i.id = a.infusion_id
+  FROM alarms a JOIN infusions i ON i.id = a.infusion_id {where("i.patient_id IN " + _P)}
   GROUP BY i.course_id
 ),
 lft AS (
@@ -255,14 +271,14 @@ lft AS (
   WHERE l.test IN ('alt', 'ast') AND l.value IS NOT NULL AND l.ref_high IS NOT NULL
     AND {_current("l", "lab_results")}
     AND {d.epoch("l.collected_utc")} >= g.first_start_t
-    AND {d.epoch("l.collected_utc")} <= :as_of_t
+    AND {d.epoch("l.collected_utc")} <= :as_of_t {and_("l.patient_id IN " + _P)}
   GROUP BY g.course_id
 )
 SELECT c.id AS course_id, c.patient_id, c.protocol, p.start_date, st.status,
        p.baseline_nrs, p.sessions_planned, p.predicted_nrs_end, p.predicted_nrs_week_4,
        p.predicted_nrs_week_12, demo.birth_date, demo.sex, dx.key AS diagnosis,
        g.sessions_given, g.first_start_t, g.series_end_t, g.infusion_h, g.dose_mg,
-       g.dosing_weight_kg, g.early_stops, ne.value AS nrs_end,
+       g.dosing_weight_kg, g.early_stops, g.open_sessions, ne.value AS nrs_end,
        {", ".join(f"follow.nrs_week_{w}" for w in _WEEKS)},
        follow.last_follow_up_s, follow.relief_lost_s, boost.booster_t, boost.boosters,
        se.side_effects, se.significant_side_effects, se.sessions_with_side_effects,
@@ -279,14 +295,15 @@ LEFT JOIN boost ON boost.course_id = c.id
 LEFT JOIN se ON se.course_id = c.id
 LEFT JOIN al ON al.course_id = c.id
 LEFT JOIN lft ON lft.course_id = c.id
+{where("c.patient_id IN " + _P)}
 """
 
 
-def medication_query(dialect: str) -> str:
+def medication_query(dialect: str, *, scoped: bool = False) -> str:
     """Every medication row: its id, the row it corrects, when it was recorded."""
     d = _Dialect(dialect)
     return f"""
 SELECT m.id, m.corrects_id, m.patient_id, m.name, m.dose_mg_per_day, m.dose_mcg_per_h,
        m.active, m.entered_in_error, {d.epoch("m.recorded_utc")} AS recorded_t
-FROM medications m
+FROM medications m {"WHERE m.patient_id IN " + _P if scoped else ""}
 """

@@ -25,23 +25,27 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
-from datetime import date, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ketapain.analytics.cohort import AGE_CAP_Y, check_cohort
-from ketapain.clinic._outcome_sql import COURSE_QUERY_COLUMNS, course_query, medication_query
+from ketapain.clinic._outcome_raw import (
+    LFT_HOLD_MULTIPLE,
+    MME_AFTER_DAYS,
+    RELIEF_LOST_FRACTION,
+    hex_id,
+    raw_table,
+)
 from ketapain.clinic.audit import Actor, reading, record_event
-from ketapain.clinic.charting import CHARTING_INTERVAL
 from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.outcome_snapshot import refreshed_raw
 from ketapain.clinic.permissions import Action, require
 from ketapain.errors import InvalidValueError
 from ketapain.protocols.citations import NOPPERS_2011_LIVER
-from ketapain.protocols.interactions import mme_per_day
 from ketapain.sources import FARRAR_2001
 
 __all__ = [
@@ -52,111 +56,15 @@ __all__ = [
     "cohort_table",
 ]
 
-# Relief is a 30% reduction (Farrar 2001): it is lost when NRS rises above 70% of baseline.
-RELIEF_LOST_FRACTION: Final = 0.70
-# ALT or AST above 3 x ULN: the hold threshold after Noppers 2011 (Pain 152:2173).
-LFT_HOLD_MULTIPLE: Final = 3.0
-# Opioid use is read again 12 weeks after the series: the Sigtermans 2009 follow-up.
-MME_AFTER_DAYS: Final = 84.0
 _SOURCES: Final = (FARRAR_2001, NOPPERS_2011_LIVER)
 _DAY_S: Final = 86400.0
 
 
-def _hex(value: Any) -> str:
-    return value.hex if isinstance(value, uuid.UUID) else str(value).replace("-", "")
-
-
-def _day(value: Any) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def _pseudonym(key: bytes) -> Any:
     def keyed(value: Any) -> str:
-        return hashlib.blake2b(_hex(value).encode(), key=key, digest_size=8).hexdigest()
+        return hashlib.blake2b(hex_id(value).encode(), key=key, digest_size=8).hexdigest()
 
     return keyed
-
-
-def _courses(session: Session, params: dict[str, float]) -> pl.DataFrame:
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(text(course_query(dialect)), params).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in COURSE_QUERY_COLUMNS]
-    data: dict[str, list[Any]] = dict(zip(COURSE_QUERY_COLUMNS, map(list, columns), strict=True))
-    for name in ("course_id", "patient_id"):
-        data[name] = [_hex(v) for v in data[name]]
-    for name in ("start_date", "birth_date"):
-        data[name] = [_day(v) for v in data[name]]
-    for name in ("lft_checked", "lft_elevated", "lft_over_3x_uln"):
-        data[name] = [None if v is None else int(v) > 0 for v in data[name]]
-    schema: dict[str, Any] = dict.fromkeys(COURSE_QUERY_COLUMNS, pl.Float64)
-    schema |= dict.fromkeys(
-        ("course_id", "patient_id", "protocol", "status", "sex", "diagnosis"), pl.String
-    )
-    schema |= {"start_date": pl.Date, "birth_date": pl.Date}
-    schema |= dict.fromkeys(("lft_checked", "lft_elevated", "lft_over_3x_uln"), pl.Boolean)
-    return pl.DataFrame(data, schema=schema)
-
-
-def _mme_rows(session: Session) -> pl.DataFrame:
-    """Opioid rows with the time each was valid: from its recording until a correction.
-
-    A chain of corrections that ends in a retraction (entered in error) never counted.
-    """
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(text(medication_query(dialect))).fetchall()
-    replaced: dict[str, float] = {}
-    corrects: dict[str, str] = {}
-    void: set[str] = set()
-    for rid, fix, _, _, _, _, _, error, recorded_t in rows:
-        if fix is not None:
-            old, new = _hex(fix), _hex(rid)
-            corrects[new] = old
-            replaced[old] = min(replaced.get(old, recorded_t), recorded_t)
-            if error:
-                void.add(new)
-    for rid in list(void):  # a retraction voids every earlier version of the entry
-        while rid in corrects:
-            rid = corrects[rid]
-            void.add(rid)
-    factors: dict[tuple[str, float | None, float | None], float | None] = {}
-    out = []
-    for rid, _, pid, name, mg, mcg, active, error, recorded_t in rows:
-        k = (name, mg, mcg)
-        if k not in factors:
-            m = mme_per_day(name, dose_mg_per_day=mg, dose_mcg_per_h=mcg)
-            factors[k] = None if m is None else m.mme_per_day
-        mme = factors[k]
-        key = _hex(rid)
-        if mme is None or not active or error or key in void:
-            continue
-        out.append((_hex(pid), float(recorded_t), replaced.get(key), mme))
-    return pl.DataFrame(
-        out,
-        schema={
-            "patient_id": pl.String,
-            "from_t": pl.Float64,
-            "to_t": pl.Float64,
-            "mme": pl.Float64,
-        },
-        orient="row",
-    )
-
-
-def _mme_at(courses: pl.DataFrame, meds: pl.DataFrame, at: str) -> pl.DataFrame:
-    """MME/day of each course's patient at the time in column ``at`` (0 without opioids)."""
-    valid = (
-        courses.select("course_id", "patient_id", at)
-        .join(meds, on="patient_id")
-        .filter(
-            (pl.col("from_t") <= pl.col(at))
-            & (pl.col("to_t").is_null() | (pl.col("to_t") > pl.col(at)))
-        )
-        .group_by("course_id")
-        .agg(pl.col("mme").sum())
-    )
-    return courses.select("course_id").join(valid, on="course_id", how="left")
 
 
 def _age(birth: pl.Expr, on: pl.Expr) -> pl.Expr:
@@ -173,6 +81,7 @@ def analysis_table(
     *,
     as_of: datetime | None = None,
     key: bytes | None = None,
+    snapshot: Path | None = None,
 ) -> pl.DataFrame:
     """One de-identified row per course (:data:`ketapain.analytics.cohort.COLUMNS`).
 
@@ -181,37 +90,24 @@ def analysis_table(
     ``start_date`` is the first plan's (a replan that moves the course keeps its start).
     ``key`` makes the pseudonymous keys repeatable
     across exports; by default each call draws a new one, so two exports cannot be linked.
+    ``snapshot`` names a file that keeps the raw rows between calls: only the courses of
+    patients whose records changed since (by the audit log) are read again.
     """
     require(actor, Action.READ_OUTCOMES, "outcome reports are for physicians and admins")
     as_of = as_of or utc_now()
     if as_of.tzinfo is None:
         raise InvalidValueError("as_of", "a timezone-aware time (UTC)", as_of.isoformat())
     as_of_t = as_of.timestamp()
-    params = {
-        "as_of_t": as_of_t,
-        "early_h": CHARTING_INTERVAL.total_seconds() / 3600.0,
-        "lost_fraction": RELIEF_LOST_FRACTION,
-        "uln_multiple": LFT_HOLD_MULTIPLE,
-    }
-    raw = _courses(session, params)
-    start_t = pl.col("start_date").cast(pl.Datetime("ms")).dt.epoch("s").cast(pl.Float64)
+    if snapshot is None:
+        raw = raw_table(session, as_of_t=as_of_t)
+    else:
+        raw = refreshed_raw(session, snapshot, as_of_t=as_of_t)
+    start_t = pl.col("start_t")
     raw = raw.with_columns(
-        mme_before_t=pl.coalesce("first_start_t", start_t),
         mme_after_t=pl.max_horizontal(
             pl.min_horizontal(pl.col("series_end_t") + MME_AFTER_DAYS * _DAY_S, pl.lit(as_of_t)),
             pl.col("series_end_t"),
-        ),
-    )
-    meds = _mme_rows(session)
-    # A medication list first charted after the first session describes the start too.
-    first_list = meds.group_by("patient_id").agg(pl.col("from_t").min().alias("first_list_t"))
-    raw = raw.join(first_list, on="patient_id", how="left").with_columns(
-        mme_before_t=pl.max_horizontal("mme_before_t", "first_list_t")
-    )
-    before = _mme_at(raw, meds, "mme_before_t")
-    after = _mme_at(raw.filter(pl.col("series_end_t").is_not_null()), meds, "mme_after_t")
-    raw = raw.join(before.rename({"mme": "mme_before"}), on="course_id", how="left").join(
-        after.rename({"mme": "mme_after"}), on="course_id", how="left"
+        )
     )
     keyed = _pseudonym(key or secrets.token_bytes(16))
     end = pl.col("series_end_t")
@@ -279,11 +175,12 @@ def cohort_table(
     purpose: str,
     as_of: datetime | None = None,
     key: bytes | None = None,
+    snapshot: Path | None = None,
 ) -> pl.DataFrame:
     """:func:`analysis_table` in a read session of its own; the read is audited with its
     ``purpose`` (report, export) and the number of courses."""
     with reading(db, actor) as session:
-        table = analysis_table(session, actor, as_of=as_of, key=key)
+        table = analysis_table(session, actor, as_of=as_of, key=key, snapshot=snapshot)
     record_event(
         db,
         actor,

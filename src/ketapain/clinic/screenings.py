@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from ketapain.clinic._service import user_id
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.db import Database, utc_now
-from ketapain.clinic.observations import VitalSigns
+from ketapain.clinic.observations import Score, VitalSigns
 from ketapain.clinic.patients import (
     BodyMeasurement,
     Demographics,
@@ -148,8 +148,20 @@ def screening_patient(
         .order_by(VitalSigns.measured_utc.desc())
         .limit(1)
     ).first()
+    # The planning baseline: the latest pain NRS charted outside an infusion (intake, clinic).
+    pain = session.scalars(
+        current(Score)
+        .where(
+            Score.patient_id == patient_id,
+            Score.instrument == "pain_nrs",
+            Score.infusion_id.is_(None),
+        )
+        .order_by(Score.measured_utc.desc())
+        .limit(1)
+    ).first()
     return pp.Patient(
         patient_id=patient.mrn,
+        pain_nrs=None if pain is None else pain.value,
         age_y=demo.age_y(on),
         sex=str(demo.sex),
         weight_kg=body.weight_kg,
@@ -195,6 +207,7 @@ def patient_inputs(p: pp.Patient) -> dict[str, Any]:
             }
             for m in p.medications
         ],
+        "pain_nrs": p.pain_nrs,
         "labs": {k: v for k, v in asdict(p.labs).items() if v is not None},
         "vitals": {k: v for k, v in asdict(p.vitals).items() if v is not None},
     }

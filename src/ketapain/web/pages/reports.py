@@ -26,7 +26,7 @@ from ketapain.errors import InvalidValueError
 from ketapain.protocols.library import list_protocols
 from ketapain.protocols.vocabulary import DIAGNOSES
 from ketapain.reports.cohort_report import export_table, render_cohort_html, write_cohort_pdf
-from ketapain.web.deps import DbDep
+from ketapain.web.deps import DbDep, SettingsDep
 from ketapain.web.pages._render import PageUser, PageUserDep, render
 
 __all__ = ["router"]
@@ -47,6 +47,7 @@ def _day(value: str | None, field: str) -> date | None:
 
 def _analysis(
     db: DbDep,
+    settings: SettingsDep,
     me: PageUser,
     purpose: str,
     start_from: str | None,
@@ -63,7 +64,8 @@ def _analysis(
         diagnoses=tuple(d for d in diagnosis or () if d),
     )
     now = utc_now()
-    return analyse(cohort_table(db, actor, purpose=purpose, as_of=now), f), now
+    table = cohort_table(db, actor, purpose=purpose, as_of=now, snapshot=settings.outcome_snapshot)
+    return analyse(table, f), now
 
 
 def _query(request: Request) -> str:
@@ -74,6 +76,7 @@ def _query(request: Request) -> str:
 def cohort_page(
     request: Request,
     db: DbDep,
+    settings: SettingsDep,
     me: PageUserDep,
     start_from: Annotated[str | None, Query(alias="from")] = None,
     start_to: Annotated[str | None, Query(alias="to")] = None,
@@ -81,7 +84,7 @@ def cohort_page(
     diagnosis: _Multi = None,
 ) -> Response:
     """The report of the courses the filters select, with download links."""
-    a, now = _analysis(db, me, "report page", start_from, start_to, protocol, diagnosis)
+    a, now = _analysis(db, settings, me, "report page", start_from, start_to, protocol, diagnosis)
     q = _query(request)
     links = {k: f"/reports/cohort.{k}?{q}" for k in ("pdf", "csv", "parquet", "json")}
     return render(
@@ -110,6 +113,7 @@ def _download(body: bytes, media: str, name: str) -> Response:
 def cohort_download(
     kind: str,
     db: DbDep,
+    settings: SettingsDep,
     me: PageUserDep,
     start_from: Annotated[str | None, Query(alias="from")] = None,
     start_to: Annotated[str | None, Query(alias="to")] = None,
@@ -119,7 +123,9 @@ def cohort_download(
     """The PDF report, the analysis table (CSV, Parquet) or the analysis (JSON)."""
     if kind not in ("pdf", "csv", "parquet", "json"):
         raise InvalidValueError("format", "pdf, csv, parquet or json", kind)
-    a, now = _analysis(db, me, f"{kind} download", start_from, start_to, protocol, diagnosis)
+    a, now = _analysis(
+        db, settings, me, f"{kind} download", start_from, start_to, protocol, diagnosis
+    )
     stamp = now.strftime("%Y%m%d")
     if kind == "json":
         body = json.dumps(a.as_dict(), default=str, allow_nan=False).encode()
