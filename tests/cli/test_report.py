@@ -132,3 +132,14 @@ def test_an_unknown_format_is_refused(demo_url: str, tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "--format" in result.output and "yaml" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_snapshot_keeps_the_rows_between_reports(demo_url: str, tmp_path: Path) -> None:
+    """--snapshot writes the snapshot on the first report and gives the same analysis on
+    the next one, read from it."""
+    snap = tmp_path / "outcomes.parquet"
+    first = _json(demo_url, tmp_path, "--snapshot", str(snap))
+    assert snap.exists()
+    second = _json(demo_url, tmp_path, "--snapshot", str(snap))
+    assert first["courses"] == second["courses"]
+    assert first["responders"] == second["responders"]
