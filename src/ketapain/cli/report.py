@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,7 +26,13 @@ from ketapain.clinic.audit import SYSTEM
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.outcomes import cohort_table
 from ketapain.errors import KetapainError
-from ketapain.reports.cohort_report import export_table, render_cohort_html, write_cohort_pdf
+from ketapain.reports.cohort_report import (
+    export_table,
+    format_figure,
+    format_published,
+    render_cohort_html,
+    write_cohort_pdf,
+)
 
 __all__ = ["report_command"]
 
@@ -43,16 +49,6 @@ def _date(value: str | None, field: str) -> date | None:
         raise typer.BadParameter(f"{field} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
-def _pct(d: dict[str, Any] | None) -> str:
-    if not d:
-        return "-"
-    if "rate" not in d:
-        return "-" if not d.get("n") else f"{d['mean']:.1f} (n={d['n']})"
-    if not d["n"]:
-        return "-"
-    return f"{100 * d['rate']:.0f}% ({100 * d['ci_low']:.0f}-{100 * d['ci_high']:.0f}), n={d['n']}"
-
-
 def _tables(a: CohortAnalysis) -> None:
     data = a.as_dict()
     console.print(
@@ -64,17 +60,7 @@ def _tables(a: CohortAnalysis) -> None:
         lit.add_column(col)
     for c in data["literature"]:
         f = c["literature"]
-        if f["value"] is None and f["low"] is None:
-            published = "no figure"
-        elif f["unit"] == "share":
-            published = (
-                f"{100 * f['value']:.0f}%"
-                if f["value"] is not None
-                else f"{100 * f['low']:.0f}-{100 * f['high']:.0f}%"
-            )
-        else:
-            published = f"{f['value']:g} {f['unit']}"
-        lit.add_row(f["label"], _pct(c["clinic"]), published, f["source_short"])
+        lit.add_row(f["label"], format_figure(c["clinic"]), format_published(f), f["source_short"])
     console.print(lit)
     resp = Table(title="Responders (95% CI)")
     resp.add_column("time point")
@@ -82,7 +68,7 @@ def _tables(a: CohortAnalysis) -> None:
     resp.add_column("rate")
     resp.add_column("no NRS then", justify="right")
     for r in data["responders"]:
-        resp.add_row(r["timepoint"], r["label"], _pct(r), str(r["missing"]))
+        resp.add_row(r["timepoint"], r["label"], format_figure(r), str(r["missing"]))
     console.print(resp)
 
 

@@ -21,7 +21,14 @@ from ketapain.clinic._outcome_sql import COURSE_QUERY_COLUMNS, course_query, med
 from ketapain.clinic.charting import CHARTING_INTERVAL
 from ketapain.protocols.interactions import mme_per_day
 
-__all__ = ["LFT_HOLD_MULTIPLE", "MME_AFTER_DAYS", "RELIEF_LOST_FRACTION", "hex_id", "raw_table"]
+__all__ = [
+    "LFT_HOLD_MULTIPLE",
+    "MME_AFTER_DAYS",
+    "RELIEF_LOST_FRACTION",
+    "hex_id",
+    "mme_after_time",
+    "raw_table",
+]
 
 # Relief is a 30% reduction (Farrar 2001): it is lost when NRS rises above 70% of baseline.
 RELIEF_LOST_FRACTION: Final = 0.70
@@ -127,6 +134,13 @@ def _mme_at(courses: pl.DataFrame, meds: pl.DataFrame, at: str) -> pl.DataFrame:
     return courses.select("course_id").join(valid, on="course_id", how="left")
 
 
+def mme_after_time(as_of_t: float) -> pl.Expr:
+    """When opioid use is read after the series: 12 weeks on, or the analysis time if
+    earlier, never before the series end (epoch s)."""
+    end = pl.col("series_end_t")
+    return pl.max_horizontal(pl.min_horizontal(end + MME_AFTER_DAYS * _DAY_S, as_of_t), end)
+
+
 def _scope(session: Session, patients: Collection[str]) -> None:
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
@@ -158,10 +172,7 @@ def raw_table(
     raw = raw.with_columns(
         start_t=start_t,
         mme_before_t=pl.coalesce("first_start_t", start_t),
-        mme_after_t=pl.max_horizontal(
-            pl.min_horizontal(pl.col("series_end_t") + MME_AFTER_DAYS * _DAY_S, pl.lit(as_of_t)),
-            pl.col("series_end_t"),
-        ),
+        mme_after_t=mme_after_time(as_of_t),
     )
     meds = _mme_rows(session, scoped)
     # A medication list first charted after the first session describes the start too.

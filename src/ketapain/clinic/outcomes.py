@@ -38,6 +38,7 @@ from ketapain.clinic._outcome_raw import (
     MME_AFTER_DAYS,
     RELIEF_LOST_FRACTION,
     hex_id,
+    mme_after_time,
     raw_table,
 )
 from ketapain.clinic.audit import Actor, reading, record_event
@@ -103,12 +104,7 @@ def analysis_table(
     else:
         raw = refreshed_raw(session, snapshot, as_of_t=as_of_t)
     start_t = pl.col("start_t")
-    raw = raw.with_columns(
-        mme_after_t=pl.max_horizontal(
-            pl.min_horizontal(pl.col("series_end_t") + MME_AFTER_DAYS * _DAY_S, pl.lit(as_of_t)),
-            pl.col("series_end_t"),
-        )
-    )
+    raw = raw.with_columns(mme_after_t=mme_after_time(as_of_t))
     keyed = _pseudonym(key or secrets.token_bytes(16))
     end = pl.col("series_end_t")
     given = pl.col("sessions_given").fill_null(0) > 0

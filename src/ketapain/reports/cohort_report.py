@@ -29,7 +29,14 @@ from ketapain.analytics.responders import CRITERIA, TIMEPOINTS
 from ketapain.errors import InvalidValueError
 from ketapain.reports.cohort_plots import cohort_figures
 
-__all__ = ["EXPORT_FORMATS", "export_table", "render_cohort_html", "write_cohort_pdf"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "export_table",
+    "format_figure",
+    "format_published",
+    "render_cohort_html",
+    "write_cohort_pdf",
+]
 
 EXPORT_FORMATS = ("csv", "parquet")
 
@@ -58,13 +65,15 @@ def _mean(value: Any, spec: str = ".1f") -> str:
     return f"{text}, n={value['n']}"
 
 
-def _clinic(value: Any) -> str:
+def format_figure(value: Any) -> str:
+    """A clinic figure (a rate or a mean, as JSON) with its interval and n, or "-"."""
     if value is None:
         return "-"
     return _pct(value) if "rate" in value else _mean(value)
 
 
-def _literature_value(lit: dict[str, Any]) -> str:
+def format_published(lit: dict[str, Any]) -> str:
+    """A published figure (as JSON): a share, a range or a value with its unit."""
     if lit["value"] is None and lit["low"] is None:
         return "not reported as a figure"
     if lit["unit"] == "share":
@@ -78,7 +87,7 @@ def _num(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-_ENV.filters.update(pct=_pct, mean=_mean, clinic=_clinic, lit=_literature_value, num=_num)
+_ENV.filters.update(pct=_pct, mean=_mean, clinic=format_figure, lit=format_published, num=_num)
 
 
 def _svg(fig: Any) -> Markup:
@@ -126,8 +135,8 @@ def _summary_page(a: CohortAnalysis, generated: datetime) -> Any:
     ]
     for c in data["literature"]:
         lit = c["literature"]
-        lines.append(f"  {lit['label']}: clinic {_clinic(c['clinic'])}")
-        lines.append(f"      {lit['source_short']}: {_literature_value(lit)} ({lit['note'][:70]})")
+        lines.append(f"  {lit['label']}: clinic {format_figure(c['clinic'])}")
+        lines.append(f"      {lit['source_short']}: {format_published(lit)} ({lit['note'][:70]})")
     lines += ["", "Responders (% with 95% CI):"]
     for r in data["responders"]:
         lines.append(f"  {r['timepoint']:8} {r['label']:22} {_pct(r)}; missing {r['missing']}")
