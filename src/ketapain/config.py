@@ -11,6 +11,9 @@ folder) and can be set from the environment::
     KETAPAIN_LOCKOUT_MIN      how long a locked account stays locked, minutes (default 15)
     KETAPAIN_ALARM_THRESHOLDS a TOML file replacing the default alarm thresholds
     KETAPAIN_TIMEZONE         the clinic's time zone for the pages, IANA name (default UTC)
+    KETAPAIN_OUTCOME_SNAPSHOT a Parquet file that keeps the outcome rows between reports
+    KETAPAIN_FHIR_MRN_SYSTEM  the identifier system (URI) of the clinic's medical record
+                              numbers in FHIR (default https://ketapain.org/fhir/sid/mrn)
 
 The token, session and lock-out values are clinic security policy, not clinical numbers.
 NIST SP 800-63B (Grassi 2017, section 5.2.2) requires a limit of at most 100 consecutive
@@ -35,9 +38,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ketapain.errors import InvalidValueError
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_MRN_SYSTEM", "Settings"]
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///ketapain.db"
+DEFAULT_MRN_SYSTEM: Final = "https://ketapain.org/fhir/sid/mrn"
 # NIST SP 800-63B section 5.2.2: no more than 100 consecutive failed attempts.
 _MAX_LOCKOUT_ATTEMPTS: Final = 100
 
@@ -71,6 +75,8 @@ class Settings:
     timezone: str = "UTC"
     # A file that keeps the outcome rows between reports (ketapain.clinic.outcome_snapshot).
     outcome_snapshot: Path | None = None
+    # The URI naming the clinic's MRNs in FHIR Patient.identifier (a URL or urn:oid:).
+    fhir_mrn_system: str = DEFAULT_MRN_SYSTEM
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite", "postgresql")):
@@ -80,6 +86,10 @@ class Settings:
         if not 1 <= self.lockout_attempts <= _MAX_LOCKOUT_ATTEMPTS:
             raise InvalidValueError(
                 "lockout_attempts", f"1 to {_MAX_LOCKOUT_ATTEMPTS}", self.lockout_attempts
+            )
+        if not self.fhir_mrn_system.startswith(("http://", "https://", "urn:")):
+            raise InvalidValueError(
+                "fhir_mrn_system", "an absolute URI (http(s):// or urn:)", self.fhir_mrn_system
             )
         try:
             ZoneInfo(self.timezone)
@@ -103,4 +113,5 @@ class Settings:
             secure_cookies=env.get("KETAPAIN_SECURE_COOKIES", "") in ("1", "true", "yes"),
             timezone=env.get("KETAPAIN_TIMEZONE") or "UTC",
             outcome_snapshot=Path(snap) if (snap := env.get("KETAPAIN_OUTCOME_SNAPSHOT")) else None,
+            fhir_mrn_system=env.get("KETAPAIN_FHIR_MRN_SYSTEM") or DEFAULT_MRN_SYSTEM,
         )

@@ -227,6 +227,7 @@ def _print_table(model: PKModel, columns: dict[str, np.ndarray]) -> None:
 
 from ketapain.cli import clinic as _clinic  # noqa: E402
 from ketapain.cli import demo as _demo  # noqa: E402  (registers the demo command)
+from ketapain.cli import fhir as _fhir  # noqa: E402
 from ketapain.cli import plan as _plan  # noqa: E402
 from ketapain.cli import predict as _predict  # noqa: E402
 from ketapain.cli import report as _report  # noqa: E402
@@ -244,3 +245,4 @@ app.command("serve")(_clinic.serve_command)
 app.command("report")(_report.report_command)
 app.add_typer(_clinic.db_app, name="db")
 app.add_typer(_clinic.users_app, name="users")
+app.add_typer(_fhir.fhir_app, name="fhir")

@@ -5,6 +5,8 @@
 9
 >>> INSTRUMENTS["aldrete"].passes(9)
 True
+>>> round(INSTRUMENTS["peg"].total({"pain": 7, "enjoyment": 6, "activity": 6}), 2)
+6.33
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ketapain.errors import InvalidValueError
 from ketapain.protocols.citations import ALDRETE_1995
 from ketapain.sources import FARRAR_2001, Source
 
-__all__ = ["CHERNIK_1990", "CHUNG_1995", "INSTRUMENTS", "Instrument"]
+__all__ = ["CHERNIK_1990", "CHUNG_1995", "INSTRUMENTS", "KREBS_2009", "Instrument"]
 
 CHERNIK_1990: Final = Source(
     authors="Chernik DA, Gillings D, Laine H, et al.",
@@ -57,11 +59,25 @@ BOOGAERTS_2000: Final = Source(
     title="Assessment of postoperative nausea using a visual analogue scale",
     locator="nausea rated 0 (none) to 10 (worst)",
 )
+KREBS_2009: Final = Source(
+    authors="Krebs EE, Lorenz KA, Bair MJ, et al.",
+    year=2009,
+    journal="J Gen Intern Med 24(6):733-738",
+    title="Development and initial validation of the PEG, a three-item scale assessing pain "
+    "intensity and interference",
+    doi="10.1007/s11606-009-0981-1",
+    locator="average pain, interference with enjoyment of life and with general activity "
+    "in the past week, each 0-10; the score is their mean",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Instrument:
-    """A score: its range, its items (each ``item_max`` at most) and the pass mark."""
+    """A score: its range, its items (each ``item_max`` at most) and the pass mark.
+
+    An itemised score is the sum of its items, or their mean when ``mean_of_items``
+    (the PEG): a mean may be a fraction, any other score is a whole number.
+    """
 
     name: str
     title: str
@@ -71,9 +87,10 @@ class Instrument:
     items: tuple[str, ...] = ()
     item_max: int = 0
     pass_at_least: int | None = None
+    mean_of_items: bool = False
 
-    def total(self, items: Mapping[str, int]) -> int:
-        """The total of an itemised score; every item must be given once, in range."""
+    def total(self, items: Mapping[str, int]) -> float:
+        """The total (or mean) of an itemised score; every item must be given once, in range."""
         unknown = sorted(set(items) - set(self.items))
         if unknown:
             raise InvalidValueError(f"items.{unknown[0]}", f"one of {', '.join(self.items)}", "")
@@ -81,11 +98,17 @@ class Instrument:
             v = items.get(key)
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.item_max:
                 raise InvalidValueError(f"items.{key}", f"a whole number 0 to {self.item_max}", v)
-        return sum(items[k] for k in self.items)
+        total = sum(items[k] for k in self.items)
+        return total / len(self.items) if self.mean_of_items else float(total)
 
     def check(self, value: float) -> None:
-        """Raise unless ``value`` is a whole number within the instrument's range."""
-        if not (float(value).is_integer() and self.low <= value <= self.high):
+        """Raise unless ``value`` is within the instrument's range (and whole, unless a mean)."""
+        whole = self.mean_of_items or float(value).is_integer()
+        if not (whole and self.low <= value <= self.high):
+            if self.mean_of_items:
+                raise InvalidValueError(
+                    f"{self.name} value", f"a mean from {self.low} to {self.high}", value
+                )
             raise InvalidValueError(
                 f"{self.name} value", f"a whole number from {self.low} to {self.high}", value
             )
@@ -104,6 +127,16 @@ INSTRUMENTS: Final = {
             low=0,
             high=10,
             source=FARRAR_2001,
+        ),
+        Instrument(
+            name="peg",
+            title="PEG: pain, enjoyment of life, general activity (past week)",
+            low=0,
+            high=10,
+            source=KREBS_2009,
+            items=("pain", "enjoyment", "activity"),
+            item_max=10,
+            mean_of_items=True,
         ),
         Instrument(
             name="moaas",

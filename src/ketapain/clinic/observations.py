@@ -128,9 +128,10 @@ class Score(Correctable):
             if self.items is None:
                 raise InvalidValueError("items", f"the items {', '.join(inst.items)}", None)
             total = inst.total(self.items)
-            if self.value is not None and self.value != total:
-                raise InvalidValueError("value", f"the sum of the items ({total})", self.value)
-            self.value = float(total)
+            if self.value is not None and abs(self.value - total) > 1e-9:
+                what = "mean" if inst.mean_of_items else "sum"
+                raise InvalidValueError("value", f"the {what} of the items ({total:g})", self.value)
+            self.value = total
         elif self.items:
             raise InvalidValueError("items", f"none for {inst.name}", self.items)
         if self.value is None:

@@ -56,6 +56,7 @@ class LabTest(StrEnum):
 
     ALT = "alt"
     AST = "ast"
+    ALP = "alp"
     BILIRUBIN = "bilirubin"
     CREATININE = "creatinine"
     PREGNANCY_TEST = "pregnancy_test"
@@ -67,6 +68,7 @@ class LabTest(StrEnum):
 LAB_UNITS: Final = {
     LabTest.ALT: ("U/L", 0.0, 20000.0),
     LabTest.AST: ("U/L", 0.0, 20000.0),
+    LabTest.ALP: ("U/L", 0.0, 20000.0),
     LabTest.BILIRUBIN: ("mg/dL", 0.0, 60.0),
     LabTest.CREATININE: ("mg/dL", 0.0, 30.0),
 }

@@ -10,7 +10,7 @@ from ketapain.clinic.alarms import load_rules
 from ketapain.clinic.db import Database
 from ketapain.config import Settings
 from ketapain.web import errors, pages
-from ketapain.web.api import auth, courses, infusions, patients
+from ketapain.web.api import auth, courses, fhir, infusions, patients
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -39,6 +39,7 @@ def create_app(
     pages.install(app)
     for router in (auth.router, patients.router, courses.router, infusions.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(fhir.router)
 
     @app.get(f"{API_PREFIX}/health", tags=["service"])
     def health() -> dict[str, str]:

@@ -13,6 +13,9 @@ HardStopError           409     ``hard_stop`` (+ ``findings``)
 ConflictError           409     ``conflict``
 AppendOnlyError         409     ``append_only``
 ======================  ======  =======================================================
+
+Under ``/fhir`` the same errors are FHIR OperationOutcomes (``application/fhir+json``);
+a Bundle that cannot be imported lists one issue per entry at fault.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from ketapain.errors import (
     RecordNotFoundError,
     UnknownNameError,
 )
+from ketapain.fhir.intake import FhirImportError
+from ketapain.fhir.outcome import ISSUE_CODE, issue, operation_outcome
 from ketapain.protocols.findings import Finding
 from ketapain.web.pages._render import render, sign_in_url
 
@@ -41,6 +46,7 @@ __all__ = ["API_PATHS", "install"]
 
 # Paths answered in JSON; everything else is a page.
 API_PATHS: Final = ("/api/", "/docs")
+FHIR_PATHS: Final = ("/fhir",)
 
 
 def _body(error: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
@@ -54,6 +60,8 @@ def _answer(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """JSON for the API; an error page for a page (its message, never a stack trace)."""
+    if request.url.path.startswith(FHIR_PATHS):
+        return _outcome(content, status_code, headers)
     if request.url.path.startswith(API_PATHS):
         return JSONResponse(content, status_code=status_code, headers=headers)
     if status_code == 401:
@@ -67,6 +75,19 @@ def _answer(
         title=titles.get(status_code, "Something is wrong"),
         message=content["message"],
     )
+
+
+def _outcome(content: dict[str, Any], status_code: int, headers: dict[str, str] | None) -> Response:
+    """An error as a FHIR OperationOutcome."""
+    code = ISSUE_CODE.get(status_code, "exception")
+    issues = [
+        issue("error", code, e["message"], e.get("expression") or e.get("field"))
+        for e in content.get("issues") or content.get("errors") or []
+    ] or [issue("error", code, content["message"], content.get("field"))]
+    return JSONResponse(
+        operation_outcome(issues), status_code=status_code, headers=headers,
+        media_type="application/fhir+json",
+    )  # fmt: skip
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -132,6 +153,23 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AppendOnlyError)
     async def _append(_r: Request, err: AppendOnlyError) -> Response:
         return _answer(_r, _body("append_only", str(err), None), status_code=409)
+
+    @app.exception_handler(FhirImportError)
+    async def _bundle(_r: Request, err: FhirImportError) -> Response:
+        issues = [
+            {
+                "message": str(p),
+                "expression": f"Bundle.entry[{p.entry}].resource.{p.path}".rstrip(".")
+                if p.entry >= 0
+                else f"Bundle.{p.path}".rstrip("."),
+            }
+            for p in err.problems
+        ]
+        body = _body(
+            "conflict" if err.conflict else "invalid_bundle", str(err), None, issues=issues,
+            problems=[p.as_dict() for p in err.problems],
+        )  # fmt: skip
+        return _answer(_r, body, status_code=409 if err.conflict else 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_r: Request, err: StarletteHTTPException) -> Response:

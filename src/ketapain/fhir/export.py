@@ -1,0 +1,342 @@
+"""Export patients' records as a FHIR R4 Bundle (``Patient/$everything``).
+
+Only current entries are exported (a corrected entry as its correction, with status
+``corrected``; a retracted one not at all). Every resource is checked against the R4
+models and schema before it leaves (:mod:`ketapain.fhir.validation`): a resource that
+fails is a bug, and the export stops rather than send it. Each export is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketapain.clinic.accounts import User
+from ketapain.clinic.audit import Actor, reading, record_event
+from ketapain.clinic.courses import (
+    Course,
+    CoursePlan,
+    OralPrescription,
+    course_status,
+)
+from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.infusions import Infusion, InfusionEvent, pump_state
+from ketapain.clinic.observations import (
+    DischargeCheck,
+    RescueMedication,
+    Score,
+    SideEffect,
+    VitalSigns,
+)
+from ketapain.clinic.patients import (
+    Allergy,
+    BodyMeasurement,
+    Diagnosis,
+    HistoryItem,
+    LabResult,
+    Medication,
+    Patient,
+)
+from ketapain.clinic.permissions import Action, require
+from ketapain.clinic.records import current, get_or_raise
+from ketapain.clinic.registry import demographics_of
+from ketapain.errors import KetapainError, RecordNotFoundError
+from ketapain.fhir import observations as obs
+from ketapain.fhir import patient_resources as pr
+from ketapain.fhir import treatment_resources as tr
+from ketapain.fhir.validation import check
+
+__all__ = ["FhirExportError", "export_bundle", "find_patient", "patient_resources"]
+
+
+class FhirExportError(KetapainError):
+    """A resource ketapain built is not valid FHIR R4 (a bug: nothing is sent)."""
+
+
+def find_patient(session: Session, key: str) -> Patient:
+    """The patient with id ``key`` (a UUID) or medical record number ``key``."""
+    try:
+        return get_or_raise(session, Patient, uuid.UUID(key), "patient")
+    except ValueError:
+        pass
+    patient = session.scalars(select(Patient).where(Patient.mrn == key.strip())).first()
+    if patient is None:
+        raise RecordNotFoundError("patient", key)
+    return patient
+
+
+# Entries at the same time are ordered by what they are, so that two databases holding
+# the same record export it in the same order (ids are random).
+_TIEBREAK: Final = {
+    "diagnoses": "key",
+    "history_items": "key",
+    "allergies": "substance",
+    "medications": "name",
+    "lab_results": "test",
+    "scores": "instrument",
+    "side_effects": "effect",
+    "rescue_medications": "drug",
+}
+
+
+def _rows(session: Session, model: Any, order: Any, **where: Any) -> list[Any]:
+    query = current(model)
+    for column, value in where.items():
+        query = query.where(getattr(model, column) == value)
+    tiebreak = _TIEBREAK.get(model.__tablename__)
+    orders = [order] if tiebreak is None else [order, getattr(model, tiebreak)]
+    return list(session.scalars(query.order_by(*orders, model.id)))
+
+
+class _Names:
+    """Users' full names by id, read once per export."""
+
+    def __init__(self, session: Session) -> None:
+        self._names = dict(session.execute(select(User.id, User.full_name)).tuples().all())
+
+    def __call__(self, user_id: uuid.UUID | None) -> str | None:
+        return None if user_id is None else self._names.get(user_id)
+
+
+def _course_resources(
+    session: Session,
+    course: Course,
+    *,
+    conditions: list[uuid.UUID],
+    names: _Names,
+    tz: ZoneInfo,
+    today: Any,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    status, _ = course_status(session, course.id)
+    plans = list(
+        session.scalars(
+            select(CoursePlan).where(CoursePlan.course_id == course.id).order_by(CoursePlan.version)
+        )
+    )
+    plan_ids = {p.version: p.id for p in plans}
+    prior = None
+    for p in plans:
+        out.append(
+            tr.plan_request(
+                p,
+                patient_id=course.patient_id,
+                status=tr.plan_status(status, p is plans[-1]),
+                prior_id=prior,
+                requester=names(p.recorded_by_id),
+                condition_ids=conditions,
+                tz=tz,
+            )
+        )
+        prior = p.id
+    for oral in _rows(session, OralPrescription, OralPrescription.start_date, course_id=course.id):
+        out.append(
+            tr.oral_request(
+                oral,
+                patient_id=course.patient_id,
+                requester=names(oral.recorded_by_id),
+                today=today,
+            )
+        )
+    infusions = session.scalars(
+        select(Infusion)
+        .where(Infusion.course_id == course.id)
+        .order_by(Infusion.session_number, Infusion.recorded_utc)
+    )
+    for inf in infusions:
+        out += _session_resources(
+            session, inf, conditions=conditions, names=names, plan_id=plan_ids.get(inf.plan_version)
+        )
+    return out
+
+
+def _session_resources(
+    session: Session,
+    inf: Infusion,
+    *,
+    conditions: list[uuid.UUID],
+    names: _Names,
+    plan_id: uuid.UUID | None,
+) -> list[dict[str, Any]]:
+    events = list(
+        session.scalars(
+            select(InfusionEvent)
+            .where(InfusionEvent.infusion_id == inf.id)
+            .order_by(InfusionEvent.sequence)
+        )
+    )
+    state = pump_state(e.kind for e in events)
+    starts = [e.time_utc for e in events if e.kind == "start"]
+    stops = [e for e in events if e.kind == "stop"]
+    started = starts[0] if starts else None
+    stopped = stops[0].time_utc if stops else None
+    discharge = _rows(session, DischargeCheck, DischargeCheck.checked_utc, infusion_id=inf.id)
+    vitals = _rows(session, VitalSigns, VitalSigns.measured_utc, infusion_id=inf.id)
+    scores = _rows(session, Score, Score.measured_utc, infusion_id=inf.id)
+    # The visit spans everything charted for it: the first score before the start to the
+    # discharge check (or the last entry).
+    times = [
+        *(e.time_utc for e in events),
+        *(v.measured_utc for v in vitals),
+        *(s.measured_utc for s in scores),
+        *(d.checked_utc for d in discharge),
+    ]
+    visit = (min(times), max(times)) if times else (inf.recorded_utc, None)
+    segments = tr.rate_segments([e.pump_event() for e in events], [e.reason for e in events])
+    nurse = names(events[0].recorded_by_id) if events else None
+    proc = tr.procedure_id(inf)
+    out = [
+        tr.encounter(
+            inf,
+            state=state,
+            started=started is not None,
+            visit=visit,
+            discharge=discharge[-1] if discharge else None,
+            condition_ids=conditions,
+        ),
+        tr.procedure(
+            inf,
+            state=state,
+            started=started,
+            stopped=stopped,
+            stop_reason=stops[0].reason if stops else None,
+            condition_ids=conditions,
+        ),
+        *tr.segment_administrations(inf, segments, plan_request_id=plan_id, performer=nurse),
+    ]
+    for rescue in _rows(session, RescueMedication, RescueMedication.given_utc, infusion_id=inf.id):
+        out.append(tr.rescue_administration(rescue, proc))
+    for vital in vitals:
+        out += obs.vital_observations(vital)
+    out += [obs.score_observation(score) for score in scores]
+    for effect in _rows(session, SideEffect, SideEffect.observed_utc, infusion_id=inf.id):
+        out.append(tr.adverse_event(effect, proc))
+    return out
+
+
+def patient_resources(
+    session: Session, patient: Patient, *, mrn_system: str, timezone: str = "UTC"
+) -> list[dict[str, Any]]:
+    """Every current resource of one patient, the Patient first (not yet validated)."""
+    tz = ZoneInfo(timezone)
+    pid = patient.id
+    names = _Names(session)
+    out = [pr.patient_resource(patient, demographics_of(session, pid), mrn_system)]
+    diagnoses = _rows(session, Diagnosis, Diagnosis.recorded_utc, patient_id=pid)
+    out += [pr.condition(d) for d in diagnoses]
+    out += [
+        pr.condition(h)
+        for h in _rows(session, HistoryItem, HistoryItem.recorded_utc, patient_id=pid)
+    ]
+    out += [
+        pr.allergy_intolerance(a)
+        for a in _rows(session, Allergy, Allergy.recorded_utc, patient_id=pid)
+    ]
+    out += [
+        pr.medication_statement(m)
+        for m in _rows(session, Medication, Medication.recorded_utc, patient_id=pid)
+    ]
+    for body in _rows(session, BodyMeasurement, BodyMeasurement.measured_utc, patient_id=pid):
+        out += obs.body_observations(body)
+    out += [
+        obs.lab_observation(lab)
+        for lab in _rows(session, LabResult, LabResult.collected_utc, patient_id=pid)
+    ]
+    # Vital signs and scores charted outside an infusion (intake, clinic visits, follow-up).
+    for vital in _rows(
+        session, VitalSigns, VitalSigns.measured_utc, patient_id=pid, infusion_id=None
+    ):
+        out += obs.vital_observations(vital)
+    for score in _rows(session, Score, Score.measured_utc, patient_id=pid, infusion_id=None):
+        out.append(obs.score_observation(score))
+    for effect in _rows(
+        session, SideEffect, SideEffect.observed_utc, patient_id=pid, infusion_id=None
+    ):
+        out.append(tr.adverse_event(effect, None))
+    for rescue in _rows(
+        session, RescueMedication, RescueMedication.given_utc, patient_id=pid, infusion_id=None
+    ):
+        out.append(tr.rescue_administration(rescue, None))
+    conditions = [d.id for d in diagnoses]
+    today = utc_now().astimezone(tz).date()
+    courses = session.scalars(
+        select(Course).where(Course.patient_id == pid).order_by(Course.recorded_utc, Course.id)
+    )
+    for course in courses:
+        out += _course_resources(
+            session, course, conditions=conditions, names=names, tz=tz, today=today
+        )
+    return out
+
+
+def _validated(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for resource in resources:
+        problems = check(resource)
+        if problems:
+            where = f"{resource['resourceType']}/{resource.get('id')}"
+            raise FhirExportError(
+                f"{where} is not valid FHIR R4: " + "; ".join(str(p) for p in problems)
+            )
+    return resources
+
+
+def bundle(resources: Sequence[dict[str, Any]], *, matches: int, now: datetime) -> dict[str, Any]:
+    """A searchset Bundle: the Patients as matches, everything else included."""
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": now.isoformat()},
+        "type": "searchset",
+        "timestamp": now.isoformat(),
+        "total": matches,
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{r['id']}",
+                "resource": r,
+                "search": {"mode": "match" if r["resourceType"] == "Patient" else "include"},
+            }
+            for r in resources
+        ],
+    }
+
+
+def export_bundle(
+    db: Database,
+    actor: Actor,
+    patient_keys: Sequence[str] | None,
+    *,
+    mrn_system: str,
+    timezone: str = "UTC",
+) -> dict[str, Any]:
+    """The Bundle of the patients named (ids or MRNs), or of every patient if None.
+
+    Needs ``read_clinical``; the export is audited (``export_fhir``, one entry per call).
+    """
+    now = utc_now()
+    with reading(db, actor) as session:
+        require(actor, Action.READ_CLINICAL, "a FHIR export holds the clinical record")
+        if patient_keys is None:
+            patients = list(session.scalars(select(Patient).order_by(Patient.mrn)))
+        else:
+            patients = [find_patient(session, key) for key in patient_keys]
+        resources: list[dict[str, Any]] = []
+        for patient in patients:
+            resources += patient_resources(
+                session, patient, mrn_system=mrn_system, timezone=timezone
+            )
+    _validated(resources)
+    record_event(
+        db,
+        actor,
+        action="export_fhir",
+        entity="patients",
+        entity_id=str(patients[0].id) if len(patients) == 1 else None,
+        detail=f"FHIR R4 Bundle: {len(patients)} patients, {len(resources)} resources",
+    )
+    return bundle(resources, matches=len(patients), now=now)

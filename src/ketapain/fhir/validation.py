@@ -1,0 +1,125 @@
+"""Every resource ketapain writes or reads is checked twice, as FHIR R4 requires.
+
+1. By the resource models of ``fhir.resources`` (pydantic): types, cardinality, required
+   elements, a single choice of ``value[x]``. The library ships no plain R4 package,
+   only R4B (4.3.0) beside R5 and STU3; R4B leaves the resources ketapain uses as R4
+   defines them, so ketapain builds and reads them with the R4B models.
+2. By HL7's official R4 (4.0.1) JSON Schema (``fhir.schema.json``, CC0, vendored here
+   compressed): required-binding codes (a ``status`` outside its value set), unknown
+   elements, anything R4B added that R4 lacks. This is what makes the output R4.
+
+The two catch complementary errors (the schema misses the single-choice rule, the
+models miss the codes), so an entry is valid only if both accept it.
+
+>>> check({"resourceType": "Observation", "status": "done", "code": {"text": "x"}})[0].path
+'status'
+>>> check({"resourceType": "Patient", "gender": "female"})
+[]
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+__all__ = ["SUPPORTED_VERSION", "Problem", "check", "model_class"]
+
+SUPPORTED_VERSION: Final = "4.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a resource: where (a dotted path) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    raw = resources.files("ketapain.fhir").joinpath("fhir.schema.json.gz").read_bytes()
+    schema: dict[str, Any] = json.loads(gzip.decompress(raw))
+    return schema
+
+
+@cache
+def _validator(resource_type: str) -> Any:
+    from jsonschema import Draft6Validator
+
+    schema = _schema()
+    if resource_type not in schema["definitions"]:
+        return None
+    # The resource's definition, resolving references within the whole schema.
+    return Draft6Validator({**schema, "$ref": f"#/definitions/{resource_type}"})
+
+
+def model_class(resource_type: str) -> Any:
+    """The fhir.resources (R4B) model class of a resource type, or None if unknown."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(resource_type)
+    except KeyError:
+        return None
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("__root__",):
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _schema_problems(resource: Mapping[str, Any]) -> list[Problem]:
+    validator = _validator(str(resource.get("resourceType")))
+    if validator is None:
+        return []
+    problems = []
+    for error in validator.iter_errors(resource):
+        # A failed oneOf (a wrong resource in a reference list) names its best sub-error.
+        best = error
+        if best.context:
+            best = min(best.context, key=lambda e: len(list(e.relative_path)))
+        message = best.message
+        if len(message) > 300:
+            message = message[:297] + "..."
+        problems.append(Problem(_path(best.absolute_path), message))
+    return problems
+
+
+def _model_problems(resource: Mapping[str, Any]) -> list[Problem]:
+    from pydantic import ValidationError
+
+    cls = model_class(str(resource.get("resourceType")))
+    if cls is None:
+        return [
+            Problem("resourceType", f"not a FHIR R4 resource: {resource.get('resourceType')!r}")
+        ]
+    try:
+        cls.model_validate(dict(resource))
+    except ValidationError as err:
+        return [Problem(_path(e["loc"]), e["msg"]) for e in err.errors()]
+    except (TypeError, ValueError) as err:
+        return [Problem("", str(err))]
+    return []
+
+
+def check(resource: Mapping[str, Any]) -> list[Problem]:
+    """Everything wrong with ``resource`` as FHIR R4 (empty if it is valid)."""
+    if not isinstance(resource, Mapping) or "resourceType" not in resource:
+        return [Problem("resourceType", "a FHIR resource (a JSON object with resourceType)")]
+    problems = _model_problems(resource)
+    seen = {p.path for p in problems}
+    problems += [p for p in _schema_problems(resource) if p.path not in seen]
+    return problems
