@@ -53,6 +53,18 @@ def _open(url: str | None) -> tuple[Settings, Database]:
     return settings, Database.connect(settings.database_url)
 
 
+def _open_migrated(url: str | None) -> tuple[Settings, Database]:
+    """The settings and the database, which must hold this version's tables."""
+    settings, db = _open(url)
+    rev, head = migrate.current(db), migrate.head()
+    if rev != head:
+        found = "no ketapain tables" if rev is None else f"revision {rev}, not {head}"
+        raise _fail(
+            ConflictError("database", f"the database has {found}: run `ketapain db upgrade`")
+        )
+    return settings, db
+
+
 def _fail(err: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {err}")
     return typer.Exit(code=2)
@@ -173,7 +185,7 @@ def create_user_command(
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
-        _, db = _open(database_url)
+        _, db = _open_migrated(database_url)
         user = create_user(
             db, SYSTEM, username=username, full_name=full_name, role=role.value, password=password
         )
@@ -185,7 +197,7 @@ def create_user_command(
 @users_app.command("list")
 def list_users_command(database_url: UrlOpt = None) -> None:
     """List the users."""
-    _, db = _open(database_url)
+    _, db = _open_migrated(database_url)
     table = Table(title="users")
     for col in ("username", "name", "role", "active", "locked until (UTC)"):
         table.add_column(col)

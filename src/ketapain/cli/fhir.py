@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from ketapain.cli.clinic import UrlOpt, _fail, _open
+from ketapain.cli.clinic import UrlOpt, _fail, _open_migrated
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import SYSTEM, Actor
 from ketapain.clinic.db import Database
@@ -83,7 +83,7 @@ def export_command(
     """Export patients' records as a FHIR R4 Bundle (every resource validated, audited)."""
     if bool(patient) == all_patients:
         raise typer.BadParameter("name --patient ID_OR_MRN (one or more) or --all")
-    settings, db = _open(database_url)
+    settings, db = _open_migrated(database_url)
     try:
         bundle = export_bundle(
             db, _actor(db, user, required=False), None if all_patients else patient,
@@ -151,7 +151,7 @@ def import_command(
     if output not in ("table", "json"):
         raise typer.BadParameter(f"--format must be table or json, got {output!r}")
     bundle = _read_json(bundle_file)
-    settings, db = _open(database_url)
+    settings, db = _open_migrated(database_url)
     actor = _actor(db, user, required=True)
     try:
         result = import_bundle(

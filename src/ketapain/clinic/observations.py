@@ -234,6 +234,8 @@ class RescueMedication(Correctable):
             raise InvalidValueError("drug_name", "the drug's name (drug is 'other')", None)
         # Any single rescue dose above 100 mg is a unit slip (mg typed as ug).
         check_range("dose_mg", self.dose_mg, 0.001, 100.0)
+        if not self.route:  # the column default is applied only at insert, after this
+            self.route = "iv"
         if self.route not in ("iv", "im", "po", "sl", "sc", "in"):
             raise InvalidValueError("route", "one of iv, im, po, sl, sc, in", self.route)
         if not self.reason or not self.reason.strip():

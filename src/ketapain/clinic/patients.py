@@ -207,6 +207,8 @@ class Allergy(Correctable):
 
     def check(self) -> None:
         _text("substance", self.substance)
+        if not self.severity:  # the column default is applied only at insert, after this
+            self.severity = AllergySeverity.UNKNOWN
         if self.severity not in set(AllergySeverity):
             raise InvalidValueError(
                 "severity", f"one of {', '.join(AllergySeverity)}", self.severity

@@ -3,9 +3,10 @@
 Clinical records are append-only. A correction is a new row whose ``corrects_id`` points
 at the row it replaces, with a reason; ``entered_in_error`` on the correction retracts the
 entry altogether. The current entries are those no other row corrects and that are not
-retractions (:func:`current`). The database refuses ``UPDATE`` and ``DELETE`` on these
-tables (triggers in the first migration), and the session refuses them before that
-(:mod:`ketapain.clinic.audit`).
+retractions (:func:`current`). A first row may carry a ``correction_reason`` without
+``corrects_id``: a result imported from another system that had corrected it there.
+The database refuses ``UPDATE`` and ``DELETE`` on these tables (triggers in the first
+migration), and the session refuses them before that (:mod:`ketapain.clinic.audit`).
 """
 
 from __future__ import annotations

@@ -40,5 +40,9 @@ def quantity(value: float, ucum: str, unit: str | None = None) -> dict[str, Any]
 
 
 def record_status(row: Any) -> str:
-    """``final``, or ``corrected`` for a row that corrects an earlier entry."""
-    return "corrected" if getattr(row, "corrects_id", None) is not None else "final"
+    """``final``, or ``corrected`` for a row that corrects an earlier entry, or that came
+    from another system corrected there (a first row with a correction reason)."""
+    corrected = getattr(row, "corrects_id", None) is not None or getattr(
+        row, "correction_reason", None
+    )
+    return "corrected" if corrected else "final"

@@ -36,7 +36,15 @@ from ketapain.fhir.codes import (
 from ketapain.protocols.vocabulary import resolve_diagnosis, resolve_history
 from ketapain.sources import Source
 
-__all__ = ["YOUNG_1987", "Item", "Unreadable", "Unsupported", "read_resource"]
+__all__ = [
+    "READERS",
+    "YOUNG_1987",
+    "Item",
+    "Unreadable",
+    "Unsupported",
+    "not_taken",
+    "read_resource",
+]
 
 YOUNG_1987: Final = Source(
     authors="Young DS",
@@ -433,6 +441,14 @@ def read_observation(resource: Mapping[str, Any], session_encounters: set[str]) 
     if encounter in session_encounters:
         raise Unsupported("encounter", "an observation outside an infusion session")
     _observation_status(resource)
+    item = _read_observation(resource)
+    # A result corrected at its source says so in ketapain too (Item.meta["corrected"]).
+    if resource.get("status") in ("amended", "corrected"):
+        item.meta["corrected"] = resource["status"]
+    return item
+
+
+def _read_observation(resource: Mapping[str, Any]) -> Item:
     patient = _subject(resource)
     concept = resource.get("code")
     loinc = _codes(concept, LOINC)
@@ -479,7 +495,9 @@ def read_resource(
         return read_medication(resource)
     if kind == "Observation":
         return read_observation(resource, session_encounters)
-    raise Unsupported(
-        "resourceType",
-        f"one of {', '.join(READERS)}: ketapain takes these at intake, not {kind} resources",
-    )
+    raise Unsupported("resourceType", not_taken(kind))
+
+
+def not_taken(kind: object) -> str:
+    """Why a resource of type ``kind`` is not imported."""
+    return f"one of {', '.join(READERS)}: ketapain takes these at intake, not {kind} resources"

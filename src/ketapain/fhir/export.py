@@ -9,7 +9,9 @@ fails is a bug, and the export stops rather than send it. Each export is audited
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -74,14 +76,17 @@ def find_patient(session: Session, key: str) -> Patient:
 # Entries at the same time are ordered by what they are, so that two databases holding
 # the same record export it in the same order (ids are random).
 _TIEBREAK: Final = {
-    "diagnoses": "key",
-    "history_items": "key",
-    "allergies": "substance",
-    "medications": "name",
-    "lab_results": "test",
-    "scores": "instrument",
-    "side_effects": "effect",
-    "rescue_medications": "drug",
+    "diagnoses": ("key",),
+    "history_items": ("key",),
+    "allergies": ("substance",),
+    "medications": ("name",),
+    "lab_results": ("test",),
+    "scores": ("instrument", "value"),
+    "side_effects": ("effect", "severity"),
+    "rescue_medications": ("drug", "dose_mg"),
+    "vital_signs": ("sbp_mmhg", "dbp_mmhg", "hr_per_min", "rr_per_min", "spo2_pct", "temp_c"),
+    "body_measurements": ("weight_kg", "height_cm"),
+    "discharge_checks": ("escort_confirmed",),
 }
 
 
@@ -89,24 +94,90 @@ def _rows(session: Session, model: Any, order: Any, **where: Any) -> list[Any]:
     query = current(model)
     for column, value in where.items():
         query = query.where(getattr(model, column) == value)
-    tiebreak = _TIEBREAK.get(model.__tablename__)
-    orders = [order] if tiebreak is None else [order, getattr(model, tiebreak)]
-    return list(session.scalars(query.order_by(*orders, model.id)))
+    tiebreak = [getattr(model, c) for c in _TIEBREAK.get(model.__tablename__, ())]
+    return list(session.scalars(query.order_by(order, *tiebreak, model.id)))
 
 
 class _Names:
     """Users' full names by id, read once per export."""
 
     def __init__(self, session: Session) -> None:
-        self._names = dict(session.execute(select(User.id, User.full_name)).tuples().all())
+        self._names = {
+            row.id: row.full_name for row in session.execute(select(User.id, User.full_name))
+        }
 
     def __call__(self, user_id: uuid.UUID | None) -> str | None:
         return None if user_id is None else self._names.get(user_id)
 
 
+def _by(rows: list[Any], key: str) -> dict[Any, list[Any]]:
+    out: dict[Any, list[Any]] = defaultdict(list)
+    for row in rows:
+        out[getattr(row, key)].append(row)
+    return out
+
+
+@dataclass(slots=True)
+class _Chart:
+    """One patient's rows, read with one query per table and grouped (by infusion, course)."""
+
+    vitals: dict[Any, list[VitalSigns]]
+    scores: dict[Any, list[Score]]
+    effects: dict[Any, list[SideEffect]]
+    rescues: dict[Any, list[RescueMedication]]
+    discharges: dict[Any, list[DischargeCheck]]
+    events: dict[Any, list[InfusionEvent]]
+    infusions: dict[Any, list[Infusion]]
+    plans: dict[Any, list[CoursePlan]]
+    orals: dict[Any, list[OralPrescription]]
+
+    @classmethod
+    def read(cls, session: Session, pid: uuid.UUID) -> _Chart:
+        infusions = list(
+            session.scalars(
+                select(Infusion)
+                .where(Infusion.patient_id == pid)
+                .order_by(Infusion.session_number, Infusion.recorded_utc, Infusion.id)
+            )
+        )
+        courses = select(Course.id).where(Course.patient_id == pid)
+        events = session.scalars(
+            select(InfusionEvent)
+            .join(Infusion, Infusion.id == InfusionEvent.infusion_id)
+            .where(Infusion.patient_id == pid)
+            .order_by(InfusionEvent.infusion_id, InfusionEvent.sequence)
+        )
+        plans = session.scalars(
+            select(CoursePlan).where(CoursePlan.course_id.in_(courses)).order_by(CoursePlan.version)
+        )
+        orals = session.scalars(
+            current(OralPrescription)
+            .where(OralPrescription.course_id.in_(courses))
+            .order_by(OralPrescription.start_date, OralPrescription.dose_mg, OralPrescription.id)
+        )
+        by_infusion = {
+            name: _by(_rows(session, model, order, patient_id=pid), "infusion_id")
+            for name, model, order in (
+                ("vitals", VitalSigns, VitalSigns.measured_utc),
+                ("scores", Score, Score.measured_utc),
+                ("effects", SideEffect, SideEffect.observed_utc),
+                ("rescues", RescueMedication, RescueMedication.given_utc),
+                ("discharges", DischargeCheck, DischargeCheck.checked_utc),
+            )
+        }
+        return cls(
+            **by_infusion,
+            events=_by(list(events), "infusion_id"),
+            infusions=_by(infusions, "course_id"),
+            plans=_by(list(plans), "course_id"),
+            orals=_by(list(orals), "course_id"),
+        )
+
+
 def _course_resources(
     session: Session,
     course: Course,
+    chart: _Chart,
     *,
     conditions: list[uuid.UUID],
     names: _Names,
@@ -115,11 +186,7 @@ def _course_resources(
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     status, _ = course_status(session, course.id)
-    plans = list(
-        session.scalars(
-            select(CoursePlan).where(CoursePlan.course_id == course.id).order_by(CoursePlan.version)
-        )
-    )
+    plans = chart.plans.get(course.id, [])
     plan_ids = {p.version: p.id for p in plans}
     prior = None
     for p in plans:
@@ -135,7 +202,7 @@ def _course_resources(
             )
         )
         prior = p.id
-    for oral in _rows(session, OralPrescription, OralPrescription.start_date, course_id=course.id):
+    for oral in chart.orals.get(course.id, []):
         out.append(
             tr.oral_request(
                 oral,
@@ -144,41 +211,30 @@ def _course_resources(
                 today=today,
             )
         )
-    infusions = session.scalars(
-        select(Infusion)
-        .where(Infusion.course_id == course.id)
-        .order_by(Infusion.session_number, Infusion.recorded_utc)
-    )
-    for inf in infusions:
+    for inf in chart.infusions.get(course.id, []):
         out += _session_resources(
-            session, inf, conditions=conditions, names=names, plan_id=plan_ids.get(inf.plan_version)
+            inf, chart, conditions=conditions, names=names, plan_id=plan_ids.get(inf.plan_version)
         )
     return out
 
 
 def _session_resources(
-    session: Session,
     inf: Infusion,
+    chart: _Chart,
     *,
     conditions: list[uuid.UUID],
     names: _Names,
     plan_id: uuid.UUID | None,
 ) -> list[dict[str, Any]]:
-    events = list(
-        session.scalars(
-            select(InfusionEvent)
-            .where(InfusionEvent.infusion_id == inf.id)
-            .order_by(InfusionEvent.sequence)
-        )
-    )
+    events = chart.events.get(inf.id, [])
     state = pump_state(e.kind for e in events)
     starts = [e.time_utc for e in events if e.kind == "start"]
     stops = [e for e in events if e.kind == "stop"]
     started = starts[0] if starts else None
     stopped = stops[0].time_utc if stops else None
-    discharge = _rows(session, DischargeCheck, DischargeCheck.checked_utc, infusion_id=inf.id)
-    vitals = _rows(session, VitalSigns, VitalSigns.measured_utc, infusion_id=inf.id)
-    scores = _rows(session, Score, Score.measured_utc, infusion_id=inf.id)
+    discharge = chart.discharges.get(inf.id, [])
+    vitals = chart.vitals.get(inf.id, [])
+    scores = chart.scores.get(inf.id, [])
     # The visit spans everything charted for it: the first score before the start to the
     # discharge check (or the last entry).
     times = [
@@ -210,13 +266,11 @@ def _session_resources(
         ),
         *tr.segment_administrations(inf, segments, plan_request_id=plan_id, performer=nurse),
     ]
-    for rescue in _rows(session, RescueMedication, RescueMedication.given_utc, infusion_id=inf.id):
-        out.append(tr.rescue_administration(rescue, proc))
+    out += [tr.rescue_administration(r, proc) for r in chart.rescues.get(inf.id, [])]
     for vital in vitals:
         out += obs.vital_observations(vital)
     out += [obs.score_observation(score) for score in scores]
-    for effect in _rows(session, SideEffect, SideEffect.observed_utc, infusion_id=inf.id):
-        out.append(tr.adverse_event(effect, proc))
+    out += [tr.adverse_event(effect, proc) for effect in chart.effects.get(inf.id, [])]
     return out
 
 
@@ -227,42 +281,26 @@ def patient_resources(
     tz = ZoneInfo(timezone)
     pid = patient.id
     names = _Names(session)
+    chart = _Chart.read(session, pid)
     out = [pr.patient_resource(patient, demographics_of(session, pid), mrn_system)]
     diagnoses = _rows(session, Diagnosis, Diagnosis.recorded_utc, patient_id=pid)
     out += [pr.condition(d) for d in diagnoses]
-    out += [
-        pr.condition(h)
-        for h in _rows(session, HistoryItem, HistoryItem.recorded_utc, patient_id=pid)
-    ]
-    out += [
-        pr.allergy_intolerance(a)
-        for a in _rows(session, Allergy, Allergy.recorded_utc, patient_id=pid)
-    ]
-    out += [
-        pr.medication_statement(m)
-        for m in _rows(session, Medication, Medication.recorded_utc, patient_id=pid)
-    ]
+    history = _rows(session, HistoryItem, HistoryItem.recorded_utc, patient_id=pid)
+    out += [pr.condition(h) for h in history]
+    allergies = _rows(session, Allergy, Allergy.recorded_utc, patient_id=pid)
+    out += [pr.allergy_intolerance(a) for a in allergies]
+    medications = _rows(session, Medication, Medication.recorded_utc, patient_id=pid)
+    out += [pr.medication_statement(m) for m in medications]
     for body in _rows(session, BodyMeasurement, BodyMeasurement.measured_utc, patient_id=pid):
         out += obs.body_observations(body)
-    out += [
-        obs.lab_observation(lab)
-        for lab in _rows(session, LabResult, LabResult.collected_utc, patient_id=pid)
-    ]
-    # Vital signs and scores charted outside an infusion (intake, clinic visits, follow-up).
-    for vital in _rows(
-        session, VitalSigns, VitalSigns.measured_utc, patient_id=pid, infusion_id=None
-    ):
+    labs = _rows(session, LabResult, LabResult.collected_utc, patient_id=pid)
+    out += [obs.lab_observation(lab) for lab in labs]
+    # What was charted outside an infusion (intake, clinic visits, follow-up).
+    for vital in chart.vitals.get(None, []):
         out += obs.vital_observations(vital)
-    for score in _rows(session, Score, Score.measured_utc, patient_id=pid, infusion_id=None):
-        out.append(obs.score_observation(score))
-    for effect in _rows(
-        session, SideEffect, SideEffect.observed_utc, patient_id=pid, infusion_id=None
-    ):
-        out.append(tr.adverse_event(effect, None))
-    for rescue in _rows(
-        session, RescueMedication, RescueMedication.given_utc, patient_id=pid, infusion_id=None
-    ):
-        out.append(tr.rescue_administration(rescue, None))
+    out += [obs.score_observation(score) for score in chart.scores.get(None, [])]
+    out += [tr.adverse_event(effect, None) for effect in chart.effects.get(None, [])]
+    out += [tr.rescue_administration(r, None) for r in chart.rescues.get(None, [])]
     conditions = [d.id for d in diagnoses]
     today = utc_now().astimezone(tz).date()
     courses = session.scalars(
@@ -270,7 +308,7 @@ def patient_resources(
     )
     for course in courses:
         out += _course_resources(
-            session, course, conditions=conditions, names=names, tz=tz, today=today
+            session, course, chart, conditions=conditions, names=names, tz=tz, today=today
         )
     return out
 
@@ -324,7 +362,9 @@ def export_bundle(
         if patient_keys is None:
             patients = list(session.scalars(select(Patient).order_by(Patient.mrn)))
         else:
-            patients = [find_patient(session, key) for key in patient_keys]
+            # A patient named twice (by id and by MRN) is exported once.
+            found = [find_patient(session, key) for key in patient_keys]
+            patients = list({p.id: p for p in found}.values())
         resources: list[dict[str, Any]] = []
         for patient in patients:
             resources += patient_resources(

@@ -48,7 +48,14 @@ from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Correctable, correct, current
 from ketapain.errors import InvalidValueError, KetapainError
 from ketapain.fhir._common import child_id
-from ketapain.fhir._intake_read import Item, Unreadable, Unsupported, read_resource
+from ketapain.fhir._intake_read import (
+    READERS,
+    Item,
+    Unreadable,
+    Unsupported,
+    not_taken,
+    read_resource,
+)
 from ketapain.fhir.codes import LOCAL, LOCAL_SESSION
 from ketapain.fhir.validation import check
 
@@ -264,6 +271,10 @@ class _Checker:
         sessions = _session_encounters(entries)
         for e in entries:
             assert e.resource is not None
+            if e.resource_type not in READERS:
+                # Not read, so not validated: an Encounter of another system is not ours to check.
+                self._unsupported(e, Unsupported("resourceType", not_taken(e.resource_type)))
+                continue
             problems = check(e.resource)
             for p in problems:
                 self.problem(e, p.path, p.message)
@@ -274,22 +285,25 @@ class _Checker:
                     e.resource, mrn_system=self.mrn_system, session_encounters=sessions
                 )
             except Unsupported as err:
-                if self.skip_unsupported:
-                    self.skipped.append(
-                        EntryOutcome(
-                            entry=e.index,
-                            resource_type=e.resource_type or "",
-                            outcome="skipped",
-                            location=None,
-                            message=f"not imported: {err.path}: {err.message}",
-                        )
-                    )
-                else:
-                    self.problem(e, err.path, f"not taken at intake: {err.message}")
+                self._unsupported(e, err)
             except Unreadable as err:
                 self.problem(e, err.path, err.message)
             else:
                 self._precheck(e, e.item.kind, e.item.values)
+
+    def _unsupported(self, e: _Entry, err: Unsupported) -> None:
+        if not self.skip_unsupported:
+            self.problem(e, err.path, f"not taken at intake: {err.message}")
+            return
+        self.skipped.append(
+            EntryOutcome(
+                entry=e.index,
+                resource_type=e.resource_type or "",
+                outcome="skipped",
+                location=None,
+                message=f"not imported: {err.path}: {err.message}",
+            )
+        )
 
     def _precheck(self, e: _Entry, kind: str, values: Mapping[str, Any]) -> None:
         """The checks the record applies to a new row (ranges, units), named for the entry."""
@@ -381,6 +395,7 @@ class _Group:
     time: datetime
     values: dict[str, Any] = field(default_factory=dict)
     parts: list[tuple[_Entry, str]] = field(default_factory=list)
+    corrected: str | None = None
 
 
 def _group(checker: _Checker, entries: list[_Entry]) -> dict[tuple[str, int, datetime], _Group]:
@@ -398,14 +413,12 @@ def _group(checker: _Checker, entries: list[_Entry]) -> dict[tuple[str, int, dat
                 )
             g.values[name] = value
         g.parts.append((e, item.part or ""))
+        g.corrected = g.corrected or item.meta.get("corrected")
     for g in groups.values():
         if g.kind == "body" and "weight_kg" not in g.values:
             checker.problem(
                 g.parts[0][0], "code", "a height needs a body weight measured at the same time"
             )
-        elif g.kind == "vitals":
-            # The blood pressure's two values are checked together (dbp below sbp).
-            checker._precheck(g.parts[0][0], "vitals", g.values)
     return groups
 
 
@@ -516,6 +529,10 @@ class _Writer:
             changes=changes,
         )
 
+    def _at_source(self, status: str | None) -> str | None:
+        """The note of a result that its source reports as corrected (no earlier row here)."""
+        return None if status is None else f"{status} at the source ({self.reason})"
+
     def _first(self, model: Any, patient_id: uuid.UUID, **where: Any) -> Any:
         query = current(model).where(model.patient_id == patient_id)
         for column, value in where.items():
@@ -620,7 +637,11 @@ class _Writer:
         what: str,
     ) -> None:
         if old is None:
-            row = model(patient_id=patient_id, **v, recorded_by_id=self.by)
+            assert e.item is not None
+            row = model(
+                patient_id=patient_id, **v, recorded_by_id=self.by,
+                correction_reason=self._at_source(e.item.meta.get("corrected")),
+            )  # fmt: skip
             self._add(e, row, "Observation/{id}", what)
             return
         differ = [f for f in fields if v.get(f) is not None and getattr(old, f) != v[f]]
@@ -643,8 +664,9 @@ class _Writer:
         what = "body measurement" if g.kind == "body" else "vital signs"
         if old is None:
             row = model(
-                patient_id=patient_id, measured_utc=g.time, **g.values, recorded_by_id=self.by
-            )
+                patient_id=patient_id, measured_utc=g.time, **g.values, recorded_by_id=self.by,
+                correction_reason=self._at_source(g.corrected),
+            )  # fmt: skip
             self.session.add(row)
             self.session.flush()
             for e, part in g.parts:

@@ -50,15 +50,46 @@ def _schema() -> dict[str, Any]:
     return schema
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The definitions with every ``{"$ref": "#/definitions/X"}`` replaced by X itself.
+
+    The graph is cyclic (an Extension has Extensions), which validation does not mind: it
+    descends only as deep as the resource. This spares the validator a reference lookup
+    at every element (about a third of its time). In draft 6 the siblings of ``$ref`` are
+    ignored, so replacing the whole object changes nothing.
+    """
+    definitions: dict[str, Any] = schema["definitions"]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/definitions/"):
+                return definitions[ref.removeprefix("#/definitions/")]
+            for key, value in node.items():
+                node[key] = walk(value)
+        elif isinstance(node, list):
+            for k, value in enumerate(node):
+                node[k] = walk(value)
+        return node
+
+    for value in definitions.values():
+        walk(value)
+    return definitions
+
+
+@cache
+def _definitions() -> dict[str, Any]:
+    return _inline_refs(_schema())
+
+
 @cache
 def _validator(resource_type: str) -> Any:
     from jsonschema import Draft6Validator
 
-    schema = _schema()
-    if resource_type not in schema["definitions"]:
+    definitions = _definitions()
+    if resource_type not in definitions:
         return None
-    # The resource's definition, resolving references within the whole schema.
-    return Draft6Validator({**schema, "$ref": f"#/definitions/{resource_type}"})
+    return Draft6Validator(definitions[resource_type])
 
 
 def model_class(resource_type: str) -> Any:
@@ -67,7 +98,7 @@ def model_class(resource_type: str) -> Any:
 
     try:
         return get_fhir_model_class(resource_type)
-    except KeyError:
+    except (KeyError, ValueError):
         return None
 
 
@@ -82,9 +113,11 @@ def _path(parts: Any) -> str:
 
 
 def _schema_problems(resource: Mapping[str, Any]) -> list[Problem]:
-    validator = _validator(str(resource.get("resourceType")))
+    kind = str(resource.get("resourceType"))
+    validator = _validator(kind)
     if validator is None:
-        return []
+        # A type of R4B (or R5) that R4 lacks: NutritionProduct, SubscriptionTopic...
+        return [Problem("resourceType", f"not a FHIR R4 resource type: {kind!r}")]
     problems = []
     for error in validator.iter_errors(resource):
         # A failed oneOf (a wrong resource in a reference list) names its best sub-error.
@@ -120,6 +153,8 @@ def check(resource: Mapping[str, Any]) -> list[Problem]:
     if not isinstance(resource, Mapping) or "resourceType" not in resource:
         return [Problem("resourceType", "a FHIR resource (a JSON object with resourceType)")]
     problems = _model_problems(resource)
+    if problems and problems[0].path == "resourceType":
+        return problems
     seen = {p.path for p in problems}
     problems += [p for p in _schema_problems(resource) if p.path not in seen]
     return problems
