@@ -23,7 +23,7 @@ from ketapain.clinic.charting import (
 )
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.infusions import InfusionEvent
-from ketapain.clinic.observations import Score
+from ketapain.clinic.observations import DischargeCheck, Score
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.screenings import OverrideRecord
 from ketapain.clinic.treatment import change_status, course_view, create_course
@@ -646,3 +646,24 @@ def test_discharge_ready(db, staff, patient, infusion):
         db, staff["nurse"], infusion.id, escort_confirmed=True, escort_name="Sam Doe"
     )
     assert out == {"id": out["id"], "ready": True, "reasons": []}
+
+
+def test_discharge_check_charted_late_keeps_its_time(db, staff, patient, infusion):
+    """A discharge check charted after the fact keeps the time it was made; a time in the
+    future is refused, naming the field."""
+    _start(db, staff, infusion, minutes_ago=300)
+    pump_event(db, staff["nurse"], infusion.id, kind="stop", time_utc=_ago(180))
+    when = _ago(40)
+    out = discharge_check(
+        db, staff["nurse"], infusion.id, escort_confirmed=True, escort_name="Sam Doe",
+        checked_utc=when,
+    )  # fmt: skip
+    with db.session() as s:
+        row = s.get(DischargeCheck, uuid.UUID(out["id"]))
+        assert row is not None and row.checked_utc == when
+    with pytest.raises(InvalidValueError) as err:
+        discharge_check(
+            db, staff["nurse"], infusion.id, escort_confirmed=True, escort_name="Sam Doe",
+            checked_utc=_ago(-60),
+        )  # fmt: skip
+    assert err.value.field == "checked_utc"

@@ -53,14 +53,38 @@ def test_rass_runs_from_minus_5_to_4():
 
 
 def test_itemised_instruments_add_up_to_their_range():
-    """An itemised instrument's items at their maximum give its highest total."""
-    itemised = [i for i in INSTRUMENTS.values() if i.items]
+    """An itemised instrument's items at their maximum give its highest total (the PEG,
+    a mean, is tested on its own)."""
+    itemised = [i for i in INSTRUMENTS.values() if i.items and not i.mean_of_items]
     assert {i.name for i in itemised} == {"cadss6", "aldrete", "padss"}
     for inst in itemised:
         assert inst.low == 0
         assert len(inst.items) * inst.item_max == inst.high
         assert inst.total(dict.fromkeys(inst.items, inst.item_max)) == inst.high
         assert inst.total(dict.fromkeys(inst.items, 0)) == 0
+
+
+def test_peg_is_the_mean_of_its_three_items():
+    """The PEG (Krebs 2009): pain, enjoyment and activity, each 0-10; the score is their
+    mean, which may be a fraction, and no typed value other than the mean is accepted."""
+    peg = INSTRUMENTS["peg"]
+    assert peg.items == ("pain", "enjoyment", "activity")
+    assert (peg.low, peg.high, peg.item_max, peg.mean_of_items) == (0, 10, 10, True)
+    assert peg.source.short() == "Krebs 2009"
+    assert peg.total({"pain": 7, "enjoyment": 6, "activity": 6}) == pytest.approx(19 / 3)
+    assert peg.total(dict.fromkeys(peg.items, 10)) == 10.0
+    peg.check(19 / 3)
+    with pytest.raises(InvalidValueError, match="a mean from 0 to 10"):
+        peg.check(10.5)
+    score = Score(instrument="peg", items={"pain": 8, "enjoyment": 5, "activity": 5})
+    score.check()
+    assert score.value == pytest.approx(6.0)
+    with pytest.raises(InvalidValueError, match=r"the mean of the items \(6\)") as err:
+        Score(instrument="peg", items={"pain": 8, "enjoyment": 5, "activity": 5}, value=7).check()
+    assert err.value.field == "value"
+    with pytest.raises(InvalidValueError) as err:
+        Score(instrument="peg", items={"pain": 11, "enjoyment": 5, "activity": 5}).check()
+    assert err.value.field == "items.pain"
 
 
 def test_aldrete_total_and_pass_mark():

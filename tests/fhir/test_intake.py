@@ -925,6 +925,7 @@ def test_problems_carry_the_entry_full_url_and_serialise(lite, lite_staff):
         "resource_type": "Patient",
         "full_url": bundle["entry"][7]["fullUrl"],
         "path": "gender",
+        "expression": "Bundle.entry[7].resource.gender",
         "message": problem.message,
     }
     assert str(problem).startswith("entry[7] Patient gender: ")

@@ -145,7 +145,9 @@ def _docs_and_openapi(api: TestClient) -> None:
     spec = api.get(f"{API}/openapi.json")
     assert spec.status_code == 200
     paths = set(spec.json()["paths"])
-    assert all(p.startswith(f"{API}/") for p in paths)
+    # The JSON API under /api/v1; the FHIR endpoint at /fhir, as FHIR clients expect.
+    assert all(p.startswith((f"{API}/", "/fhir")) for p in paths)
+    assert "/fhir/Patient/{patient_id}/$everything" in paths
     for expected in (
         "/patients",
         "/patients/{patient_id}",

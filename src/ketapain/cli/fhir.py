@@ -61,6 +61,8 @@ def _read_json(path: str) -> Any:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise typer.BadParameter(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{path} is not UTF-8 text (FHIR JSON is UTF-8)") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -179,22 +181,26 @@ def validate_command(
 ) -> None:
     """Check a Bundle's resources against FHIR R4 (the R4B models and the R4 JSON Schema)."""
     data = _read_json(bundle_file)
-    resources = (
-        [(k, e.get("resource")) for k, e in enumerate(data.get("entry") or [])]
-        if isinstance(data, dict) and data.get("resourceType") == "Bundle"
-        else []
-    )
+    entries = data.get("entry") if isinstance(data, dict) else None
+    is_bundle = isinstance(data, dict) and data.get("resourceType") == "Bundle"
+    entries = entries if is_bundle and isinstance(entries, list) else []
+    resources = [
+        (k, e.get("resource") if isinstance(e, dict) else e) for k, e in enumerate(entries)
+    ]
     shell = (
-        {**data, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in data["entry"]]}
+        {**data, "entry": [
+            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+            for e in entries
+        ]}
         if resources
         else data
-    )
+    )  # fmt: skip
     table = Table(title=f"FHIR R4 validation of {bundle_file}")
     for col in ("where", "element", "problem"):
         table.add_column(col)
     bad = 0
     for where, resource in [("", shell), *((f"entry[{k}]", r) for k, r in resources)]:
-        problems = check(resource) if resource is not None else []
+        problems = check(resource) if resource is not None else []  # a shell entry is checked
         bad += bool(problems)
         for p in problems:
             kind = resource.get("resourceType", "?") if isinstance(resource, dict) else "?"

@@ -448,14 +448,21 @@ def discharge_check(
     escort_confirmed: bool,
     escort_name: str | None = None,
     note: str | None = None,
+    checked_utc: datetime | None = None,
 ) -> dict[str, Any]:
-    """Record the discharge check and say whether the patient may go home, and why not."""
+    """Record the discharge check and say whether the patient may go home, and why not.
+
+    ``checked_utc`` is when the check was made (default now), for a check charted late.
+    """
     with unit_of_work(db, actor) as session:
         require(actor, Action.CHART)
         inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+        if checked_utc is not None and checked_utc > utc_now():
+            raise InvalidValueError("checked_utc", "a time not in the future", checked_utc)
         row = DischargeCheck(
             patient_id=inf.patient_id,
             infusion_id=infusion_id,
+            checked_utc=checked_utc or utc_now(),
             escort_confirmed=escort_confirmed,
             escort_name=escort_name,
             note=note,

@@ -283,7 +283,10 @@ def _chart_session(
     score(instrument="pain_nrs", value=nrs_after, measured_utc=end)
     score(instrument="aldrete", items=_ALDRETE_10, measured_utc=end + timedelta(hours=2))
     score(instrument="padss", items=_PADSS_9, measured_utc=end + timedelta(hours=2))
-    charting.discharge_check(db, nurse, inf.id, escort_confirmed=True, escort_name="family member")
+    charting.discharge_check(
+        db, nurse, inf.id, escort_confirmed=True, escort_name="family member",
+        checked_utc=min(end + timedelta(hours=2, minutes=5), utc_now()),
+    )  # fmt: skip
 
 
 def fill_demo(db: Database, *, today: date) -> dict[str, int]:

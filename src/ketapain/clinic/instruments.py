@@ -2,7 +2,7 @@
 
 >>> INSTRUMENTS["aldrete"].total({"activity": 2, "respiration": 2, "circulation": 2,
 ...                               "consciousness": 1, "spo2": 2})
-9
+9.0
 >>> INSTRUMENTS["aldrete"].passes(9)
 True
 >>> round(INSTRUMENTS["peg"].total({"pain": 7, "enjoyment": 6, "activity": 6}), 2)

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import user_id
-from ketapain.clinic.audit import Actor, AuditEntry, unit_of_work
+from ketapain.clinic.audit import Actor, AuditEntry, reading, unit_of_work
 from ketapain.clinic.db import Database
 from ketapain.clinic.observations import Score, VitalSigns
 from ketapain.clinic.patients import (
@@ -93,6 +93,18 @@ class EntryProblem:
     full_url: str | None
     path: str
     message: str
+    # Where ``path`` starts: in the entry's resource, or in the entry itself (request).
+    in_resource: bool = True
+
+    def expression(self) -> str:
+        """The FHIRPath of the element at fault, from the Bundle."""
+        if self.entry < 0:
+            base = "Bundle"
+        elif self.in_resource:
+            base = f"Bundle.entry[{self.entry}].resource"
+        else:
+            base = f"Bundle.entry[{self.entry}]"
+        return f"{base}.{self.path}" if self.path else base
 
     def __str__(self) -> str:
         where = "Bundle" if self.entry < 0 else f"entry[{self.entry}]"
@@ -107,6 +119,7 @@ class EntryProblem:
             "resource_type": self.resource_type,
             "full_url": self.full_url,
             "path": self.path,
+            "expression": self.expression(),
             "message": self.message,
         }
 
@@ -223,7 +236,9 @@ class _Checker:
         self.problems: list[EntryProblem] = []
         self.skipped: list[EntryOutcome] = []
 
-    def problem(self, e: _Entry | None, path: str, message: str) -> None:
+    def problem(
+        self, e: _Entry | None, path: str, message: str, *, in_resource: bool = True
+    ) -> None:
         self.problems.append(
             EntryProblem(
                 entry=-1 if e is None else e.index,
@@ -231,6 +246,7 @@ class _Checker:
                 full_url=None if e is None else e.full_url,
                 path=path,
                 message=message,
+                in_resource=in_resource,
             )
         )
 
@@ -248,22 +264,27 @@ class _Checker:
             return []
         out = []
         for k, e in enumerate(raw):
-            resource = e.get("resource") if isinstance(e, Mapping) else None
+            e = e if isinstance(e, Mapping) else {}
+            resource = e.get("resource")
+            url = e.get("fullUrl")
             entry = _Entry(
                 index=k,
                 resource_type=resource.get("resourceType")
                 if isinstance(resource, Mapping)
                 else None,
-                full_url=e.get("fullUrl") if isinstance(e, Mapping) else None,
+                full_url=url if isinstance(url, str) else None,
                 resource=resource if isinstance(resource, Mapping) else None,
             )
             if entry.resource is None:
-                self.problem(entry, "resource", "a resource")
+                self.problem(entry, "resource", "a resource (a JSON object)", in_resource=False)
                 continue
             if bundle.get("type") == "transaction":
-                method = (e.get("request") or {}).get("method")
+                request = e.get("request")
+                method = request.get("method") if isinstance(request, Mapping) else None
                 if method not in ("POST", "PUT"):
-                    self.problem(entry, "request.method", f"POST or PUT, got {method!r}")
+                    self.problem(
+                        entry, "request.method", f"POST or PUT, got {method!r}", in_resource=False
+                    )
             out.append(entry)
         return out
 
@@ -702,6 +723,10 @@ def import_bundle(
     ``skip_unsupported``, valid entries ketapain does not take at intake (an Encounter, a
     ketamine order) are reported as skipped instead of refusing the Bundle.
     """
+    # Who may import is settled before the Bundle is read (a refusal is audited).
+    with reading(db, actor):
+        require(actor, Action.REGISTER_PATIENT, "a FHIR import registers patients")
+        require(actor, Action.CHART, "a FHIR import charts the history")
     checker = _Checker(mrn_system, skip_unsupported)
     entries = checker.entries(bundle)
     checker.read(entries)

@@ -4,9 +4,10 @@
    elements, a single choice of ``value[x]``. The library ships no plain R4 package,
    only R4B (4.3.0) beside R5 and STU3; R4B leaves the resources ketapain uses as R4
    defines them, so ketapain builds and reads them with the R4B models.
-2. By HL7's official R4 (4.0.1) JSON Schema (``fhir.schema.json``, CC0, vendored here
-   compressed): required-binding codes (a ``status`` outside its value set), unknown
-   elements, anything R4B added that R4 lacks. This is what makes the output R4.
+2. By HL7's official R4 JSON Schema (``fhir.schema.json`` as published with 4.0.0, of
+   which 4.0.1 is the technical correction; public domain, vendored here compressed):
+   required-binding codes (a ``status`` outside its value set), unknown elements,
+   anything R4B added that R4 lacks. This is what makes the output R4.
 
 The two catch complementary errors (the schema misses the single-choice rule, the
 models miss the codes), so an entry is valid only if both accept it.
@@ -47,6 +48,13 @@ class Problem:
 def _schema() -> dict[str, Any]:
     raw = resources.files("ketapain.fhir").joinpath("fhir.schema.json.gz").read_bytes()
     schema: dict[str, Any] = json.loads(gzip.decompress(raw))
+    # HL7 generated the JSON Schema with R4 4.0.0; 4.0.1 is its technical correction,
+    # and the schema's lists of FHIR versions stop at 4.0.0: 4.0.1 joins them.
+    for definition in schema["definitions"].values():
+        for element in (definition.get("properties") or {}).values():
+            versions = element.get("enum") if isinstance(element, dict) else None
+            if isinstance(versions, list) and versions[-1:] == ["4.0.0"]:
+                versions.append(SUPPORTED_VERSION)
     return schema
 
 

@@ -156,15 +156,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FhirImportError)
     async def _bundle(_r: Request, err: FhirImportError) -> Response:
-        issues = [
-            {
-                "message": str(p),
-                "expression": f"Bundle.entry[{p.entry}].resource.{p.path}".rstrip(".")
-                if p.entry >= 0
-                else f"Bundle.{p.path}".rstrip("."),
-            }
-            for p in err.problems
-        ]
+        issues = [{"message": str(p), "expression": p.expression()} for p in err.problems]
         body = _body(
             "conflict" if err.conflict else "invalid_bundle", str(err), None, issues=issues,
             problems=[p.as_dict() for p in err.problems],
