@@ -24,6 +24,7 @@ from ketapain.fhir.validation import check
 runner = CliRunner()
 MRN_SYSTEM = "https://ketapain.org/fhir/sid/mrn"
 IMPORTER = "nurse.x"
+DOCTOR = "dr.demo"  # the demo physician: exports act as a named user
 # What ketapain reads at intake; a ketamine order (MedicationRequest) and the infusion
 # sessions are not taken, only skipped with --skip-unsupported.
 INTAKE = {"Patient", "Condition", "AllergyIntolerance", "MedicationStatement", "Observation"}
@@ -70,7 +71,7 @@ def exported(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """KP-1001's record exported from the demo (``--out``): a file to import and validate."""
     path = tmp_path_factory.mktemp("fhir-export") / "kp-1001.json"
     result = _run("fhir", "export", "--patient", "KP-1001", "--out", str(path),
-                  "--database-url", demo_url)  # fmt: skip
+                  "--user", DOCTOR, "--database-url", demo_url)  # fmt: skip
     assert result.exit_code == 0, result.output
     return path
 
@@ -134,7 +135,10 @@ def test_export_one_patient_to_a_file(demo_url: str, exported: Path) -> None:
     assert counts["Patient"] == 1 and counts["Condition"] >= 1 and counts["Observation"] >= 1
     # The table of the fixture's run: printed again by a second export to another file.
     again = exported.with_name("again.json")
-    result = _run("fhir", "export", "-p", "KP-1001", "-o", str(again), "--database-url", demo_url)
+    result = _run(
+        "fhir", "export", "-p", "KP-1001", "-o", str(again), "--user", DOCTOR,
+        "--database-url", demo_url,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     printed = _flat(result)
     assert f"1 patients, {sum(counts.values())} resources" in printed
@@ -152,7 +156,9 @@ def test_export_one_patient_to_a_file(demo_url: str, exported: Path) -> None:
 def test_export_without_out_writes_the_json_to_stdout(demo_url: str, exported: Path) -> None:
     """Without ``--out`` the Bundle is printed on standard output, the same resources as
     the file (only the Bundle's own id and time differ) and no table."""
-    result = _run("fhir", "export", "--patient", "KP-1001", "--database-url", demo_url)
+    result = _run(
+        "fhir", "export", "--patient", "KP-1001", "--user", DOCTOR, "--database-url", demo_url
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     _assert_valid(printed)
@@ -162,7 +168,7 @@ def test_export_without_out_writes_the_json_to_stdout(demo_url: str, exported: P
 def test_export_all(demo_url: str) -> None:
     """``--all`` exports every patient of the demo: ``total`` is the number of patients,
     each Patient a match (in MRN order) and every resource valid R4."""
-    result = _run("fhir", "export", "--all", "--database-url", demo_url)
+    result = _run("fhir", "export", "--all", "--user", DOCTOR, "--database-url", demo_url)
     assert result.exit_code == 0, result.output
     bundle = json.loads(result.stdout)
     _assert_valid(bundle)
@@ -177,7 +183,7 @@ def test_export_all(demo_url: str) -> None:
 @pytest.mark.parametrize("args", [(), ("--all", "--patient", "KP-1001")], ids=["neither", "both"])
 def test_export_needs_patient_or_all(demo_url: str, args: tuple[str, ...]) -> None:
     """Naming neither ``--patient`` nor ``--all``, or both, is a usage error (exit 2)."""
-    result = _run("fhir", "export", *args, "--database-url", demo_url)
+    result = _run("fhir", "export", *args, "--user", DOCTOR, "--database-url", demo_url)
     assert result.exit_code == 2
     assert "--patient ID_OR_MRN" in _flat(result) and "--all" in result.output
     assert '"resourceType"' not in result.output
@@ -185,7 +191,9 @@ def test_export_needs_patient_or_all(demo_url: str, args: tuple[str, ...]) -> No
 
 def test_export_of_an_unknown_patient(demo_url: str) -> None:
     """An unknown MRN exits 2 with a message naming it, and prints no Bundle."""
-    result = _run("fhir", "export", "--patient", "KP-9999", "--database-url", demo_url)
+    result = _run(
+        "fhir", "export", "--patient", "KP-9999", "--user", DOCTOR, "--database-url", demo_url
+    )
     assert result.exit_code == 2
     assert "no patient" in result.output and "KP-9999" in result.output
     assert result.stdout.strip() == ""
@@ -237,7 +245,9 @@ def test_import_with_skip_unsupported_creates_the_patient(fresh_url: str, export
     printed = _flat(result)
     assert "created" in printed and "skipped" in printed
     assert _mrns(fresh_url) == ["KP-1001"]
-    result = _run("fhir", "export", "-p", "KP-1001", "--database-url", fresh_url)
+    result = _run(
+        "fhir", "export", "-p", "KP-1001", "--user", IMPORTER, "--database-url", fresh_url
+    )
     assert result.exit_code == 0, result.output
     original = json.loads(exported.read_text(encoding="utf-8"))
     expected = [_strip(r) for r in _resources(original) if r["resourceType"] in INTAKE]

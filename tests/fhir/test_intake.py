@@ -585,14 +585,21 @@ def test_patient_is_referenced_by_resource_id_too(lite, lite_staff):
     assert result.counts()["created"] == 4
 
 
-def test_mrn_is_read_from_an_identifier_typed_mr(lite, lite_staff):
-    """Without the clinic's MRN system, the one identifier typed MR (v2-0203) is the MRN."""
+def test_an_mrn_of_another_system_is_not_the_clinics(lite, lite_staff):
+    """An identifier typed MR in another system is another hospital's number, not this
+    clinic's MRN: refused (naming --mrn), unless the intake assigns an MRN."""
     resource = patient_resource("X-77", system="urn:oid:1.2.3.4")
     resource["identifier"][0]["type"] = {
         "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
     }
-    result = _import(lite, lite_staff["nurse"], make_bundle(resource))
-    assert result.patients[0]["mrn"] == "X-77"
+    err = _rejected(lite, lite_staff["nurse"], make_bundle(resource))
+    (problem,) = err.problems
+    assert problem.path == "identifier" and "--mrn" in problem.message
+    assert "X-77" in problem.message
+    result = import_bundle(
+        lite, lite_staff["nurse"], make_bundle(resource), mrn_system=MRN_SYSTEM, assign_mrn="KP-77"
+    )
+    assert result.patients[0]["mrn"] == "KP-77"
 
 
 # --- duplicates --------------------------------------------------------------------------
@@ -705,27 +712,21 @@ def test_a_stopped_medication_is_charted_as_stopped(db, staff):
     assert rec["mme_per_day_total"] == 0
 
 
-def test_changed_demographics_are_corrected(db, staff):
-    """A Bundle for a known MRN with a new family name and birth date corrects the
-    demographics (a correction row with the import as reason); the patient is updated."""
+def test_other_demographics_under_a_known_mrn_are_refused(db, staff):
+    """A Bundle for a known MRN with another family name and birth date is refused as a
+    conflict naming both fields (a wrong MRN attaches a chart to the wrong person); the
+    record keeps its demographics and nothing is written."""
     pid = _patient_id(_import(db, staff["nurse"], intake_bundle()))
+    before = _counts(db)
     changed = patient_resource(family="Okafor-Reyes", birth="1975-03-15")
-    result = _import(db, staff["nurse"], make_bundle(changed, bundle_id="b-77"))
-    assert result.patients == [{"id": pid, "mrn": "KP-1001", "outcome": "updated"}]
-    (outcome,) = result.outcomes
-    assert outcome.outcome == "updated"
-    assert outcome.message == "demographics corrected: family_name, birth_date"
+    err = _rejected(db, staff["nurse"], make_bundle(changed, bundle_id="b-77"))
+    assert err.conflict
+    (problem,) = err.problems
+    assert problem.path == "identifier"
+    assert "family_name" in problem.message and "birth_date" in problem.message
+    assert _counts(db) == before
     rec = _record(db, staff["nurse"], pid)
-    assert (rec["family_name"], rec["given_name"], rec["birth_date"]) == (
-        "Okafor-Reyes",
-        "Mary Ann",
-        "1975-03-15",
-    )
-    with db.session() as s:
-        rows = s.scalars(select(Demographics).order_by(Demographics.recorded_utc)).all()
-    assert len(rows) == 2
-    assert rows[1].corrects_id == rows[0].id
-    assert rows[1].correction_reason == "FHIR import (Bundle b-77)"
+    assert (rec["family_name"], rec["birth_date"]) == ("Okafor", "1975-03-14")
 
 
 def test_an_allergy_with_a_new_severity_is_corrected(db, staff):

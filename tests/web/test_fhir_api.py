@@ -373,7 +373,7 @@ def test_invalid_entries_are_all_listed_and_nothing_is_written(
     assert [i["expression"] for i in issues] == [
         ["Bundle.entry[1].resource.code"],
         ["Bundle.entry[2].resource.status"],
-        ["Bundle.entry[4].resource.dosage.doseAndRate[0].rateQuantity.code"],
+        ["Bundle.entry[4].resource.dosage[0].doseAndRate[0].rateQuantity.code"],
     ]
     assert "done" in issues[1]["diagnostics"]
     assert "g/wk" in issues[2]["diagnostics"]

@@ -383,6 +383,28 @@ def test_front_desk_sees_no_clinical_sections_nor_the_chair(
     assert client.get(f"/infusions/{infusion['id']}/live").status_code == 403
 
 
+def test_the_record_links_its_fhir_bundle_for_clinicians(
+    browser: Browser, patient: Patient
+) -> None:
+    """A nurse's patient page links the record as a FHIR R4 Bundle, which the signed-in
+    page session downloads (a searchset whose first entry is this patient); the front
+    desk sees no link and the Bundle is refused to it (403 OperationOutcome)."""
+    nurse = browser("nurse")
+    page = nurse.get(f"/patients/{patient.id}")
+    link = f"/fhir/Patient/{patient.id}/$everything"
+    assert f'href="{link}"' in page.text
+    bundle = nurse.get(link)
+    assert bundle.status_code == 200
+    assert bundle.headers["content-type"].startswith("application/fhir+json")
+    assert bundle.json()["type"] == "searchset"
+    assert bundle.json()["entry"][0]["resource"]["identifier"][0]["value"] == "T-0001"
+    desk = browser("desk")
+    assert link not in desk.get(f"/patients/{patient.id}").text
+    refused = desk.get(link)
+    assert refused.status_code == 403
+    assert refused.json()["resourceType"] == "OperationOutcome"
+
+
 # --- the chair view ----------------------------------------------------------------------
 
 

@@ -2,8 +2,9 @@
 
 ``export`` writes one patient's record (``--patient``, by id or MRN, repeatable) or every
 patient's (``--all``) as a searchset Bundle. ``import`` reads a Bundle at intake, all or
-nothing, as a named user (``--user``: the role rules apply and the rows are recorded as
-theirs); exit status 1 means the Bundle was refused and nothing was written.
+nothing. Both act as a named user (``--user``): the role rules apply, the export is
+audited in their name and imported rows are recorded as theirs. Exit status 1 means the
+Bundle was refused and nothing was written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from ketapain.cli.clinic import UrlOpt, _fail, _open_migrated
 from ketapain.clinic.accounts import User
-from ketapain.clinic.audit import SYSTEM, Actor
+from ketapain.clinic.audit import Actor
 from ketapain.clinic.db import Database
 from ketapain.errors import KetapainError
 from ketapain.fhir.codes import local_code_system
@@ -44,11 +45,9 @@ UserOpt = Annotated[
 ]
 
 
-def _actor(db: Database, username: str | None, *, required: bool) -> Actor:
+def _actor(db: Database, username: str | None) -> Actor:
     if username is None:
-        if required:
-            raise typer.BadParameter("name the clinician importing with --user USERNAME")
-        return SYSTEM
+        raise typer.BadParameter("name the clinician acting with --user USERNAME")
     with db.session() as session:
         user = session.scalars(select(User).where(User.username == username)).first()
         if user is None or not user.active:
@@ -88,7 +87,7 @@ def export_command(
     settings, db = _open_migrated(database_url)
     try:
         bundle = export_bundle(
-            db, _actor(db, user, required=False), None if all_patients else patient,
+            db, _actor(db, user), None if all_patients else patient,
             mrn_system=settings.fhir_mrn_system, timezone=settings.timezone,
         )  # fmt: skip
     except KetapainError as err:
@@ -146,6 +145,14 @@ def import_command(
             "orders...) as skipped instead of refusing the Bundle",
         ),
     ] = False,
+    mrn: Annotated[
+        str | None,
+        typer.Option(
+            "--mrn",
+            help="the MRN to give a referred patient whose Bundle has none in the clinic's "
+            "MRN system (KETAPAIN_FHIR_MRN_SYSTEM)",
+        ),
+    ] = None,
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     database_url: UrlOpt = None,
 ) -> None:
@@ -154,11 +161,11 @@ def import_command(
         raise typer.BadParameter(f"--format must be table or json, got {output!r}")
     bundle = _read_json(bundle_file)
     settings, db = _open_migrated(database_url)
-    actor = _actor(db, user, required=True)
+    actor = _actor(db, user)
     try:
         result = import_bundle(
             db, actor, bundle, mrn_system=settings.fhir_mrn_system,
-            skip_unsupported=skip_unsupported,
+            skip_unsupported=skip_unsupported, assign_mrn=mrn, timezone=settings.timezone,
         )  # fmt: skip
     except FhirImportError as err:
         if output == "json":

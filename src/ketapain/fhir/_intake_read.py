@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, Final
 
 from ketapain.clinic.db import utc_now
@@ -19,7 +19,6 @@ from ketapain.clinic.patients import LAB_UNITS, LabTest
 from ketapain.errors import InvalidValueError
 from ketapain.fhir.codes import (
     ICD10CM,
-    IDENTIFIER_TYPE,
     LOCAL,
     LOCAL_OXYGEN,
     LOINC,
@@ -33,12 +32,14 @@ from ketapain.fhir.codes import (
     drug_of_rxnorm,
     rxnorm_of,
 )
+from ketapain.protocols.interactions import lookup
 from ketapain.protocols.vocabulary import resolve_diagnosis, resolve_history
 from ketapain.sources import Source
 
 __all__ = [
     "READERS",
     "YOUNG_1987",
+    "Context",
     "Item",
     "Unreadable",
     "Unsupported",
@@ -140,12 +141,25 @@ def _subject(resource: Mapping[str, Any], key: str = "subject") -> str:
     return str(reference)
 
 
-def when(value: Any, path: str, *, now: datetime | None = None) -> datetime:
-    """A FHIR date or dateTime as an aware UTC time; a date alone reads as midnight UTC."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What reading an entry needs beyond the entry: the clinic's MRN system, the MRN to
+    give a referred patient who has none of the clinic's, the Bundle's infusion sessions,
+    and the clinic's time zone (a date without a time is midnight there)."""
+
+    mrn_system: str
+    assign_mrn: str | None = None
+    session_encounters: frozenset[str] = frozenset()
+    tz: tzinfo = UTC
+
+
+def when(value: Any, path: str, *, tz: tzinfo = UTC, now: datetime | None = None) -> datetime:
+    """A FHIR date or dateTime as an aware UTC time; a date alone reads as midnight in
+    the clinic's time zone ``tz``."""
     if not isinstance(value, str):
         raise Unreadable(path, "a date or a date and time with its time zone")
     if len(value) == 10:
-        t = datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
+        t = datetime.combine(date.fromisoformat(value), time(0), tzinfo=tz)
     else:
         try:
             t = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -159,46 +173,60 @@ def when(value: Any, path: str, *, now: datetime | None = None) -> datetime:
     return t
 
 
-def _effective(resource: Mapping[str, Any]) -> datetime:
+def _effective(resource: Mapping[str, Any], tz: tzinfo) -> datetime:
     if "effectiveDateTime" in resource:
-        return when(resource["effectiveDateTime"], "effectiveDateTime")
+        return when(resource["effectiveDateTime"], "effectiveDateTime", tz=tz)
     if "effectiveInstant" in resource:
-        return when(resource["effectiveInstant"], "effectiveInstant")
+        return when(resource["effectiveInstant"], "effectiveInstant", tz=tz)
     period = resource.get("effectivePeriod") or {}
     if period.get("start"):
-        return when(period["start"], "effectivePeriod.start")
+        return when(period["start"], "effectivePeriod.start", tz=tz)
     raise Unreadable("effective[x]", "when it was measured (effectiveDateTime)")
+
+
+def _number(quantity: Any, path: str, unit: str) -> tuple[float, str]:
+    """A Quantity's value and unit code (a Quantity may lack a value in FHIR: not here)."""
+    if not isinstance(quantity, Mapping) or quantity.get("value") is None:
+        raise Unreadable(path, f"a value in {unit}")
+    return float(quantity["value"]), str(quantity.get("code") or quantity.get("unit") or "")
 
 
 def convert(quantity: Any, unit: str, path: str) -> float:
     """A Quantity's value in ``unit`` (ketapain's unit), from any UCUM unit listed for it."""
-    if not isinstance(quantity, Mapping) or quantity.get("value") is None:
-        raise Unreadable(path, f"a value in {unit}")
-    code = quantity.get("code") or quantity.get("unit") or ""
+    value, code = _number(quantity, path, unit)
     known = _UNITS[unit]
     if code not in known:
         raise Unreadable(f"{path}.code", f"a UCUM unit among {', '.join(known)}, got {code!r}")
-    return float(known[code](float(quantity["value"])))
+    return float(known[code](value))
 
 
 def _lab_value(test: LabTest, quantity: Any, path: str) -> float:
     unit = LAB_UNITS[test][0]
-    code = quantity.get("code") if isinstance(quantity, Mapping) else None
+    value, code = _number(quantity, path, unit)
     if test in _MOLAR and code == "umol/L":
-        return float(quantity["value"]) / _MOLAR[test]
+        return value / _MOLAR[test]
     return convert(quantity, unit, path)
 
 
-def read_patient(resource: Mapping[str, Any], mrn_system: str) -> Item:
-    """MRN (the clinic's identifier system, else one typed MR), name, birth date, sex."""
+def read_patient(resource: Mapping[str, Any], ctx: Context) -> Item:
+    """The clinic's MRN, name, birth date, sex.
+
+    Only an identifier in the clinic's own MRN system names a patient of this clinic:
+    another hospital's record number (even one typed MR) may equal an MRN here by chance.
+    A referred patient without one gets the MRN the intake gives (``assign_mrn``).
+    """
     identifiers = [i for i in resource.get("identifier") or [] if i.get("value")]
-    mrn = next((i["value"] for i in identifiers if i.get("system") == mrn_system), None)
+    mrn = next((i["value"] for i in identifiers if i.get("system") == ctx.mrn_system), None)
+    assigned = mrn is None and ctx.assign_mrn is not None
+    if assigned:
+        mrn = ctx.assign_mrn
     if mrn is None:
-        typed = [i["value"] for i in identifiers if "MR" in _codes(i.get("type"), IDENTIFIER_TYPE)]
-        mrn = typed[0] if len(typed) == 1 else None
-    if mrn is None:
+        others = [f"{i.get('system') or 'no system'} {i['value']}" for i in identifiers]
         raise Unreadable(
-            "identifier", f"the medical record number: system {mrn_system} or one typed MR"
+            "identifier",
+            f"the clinic's medical record number (an identifier with system "
+            f"{ctx.mrn_system}); for a patient referred from elsewhere, give the MRN to "
+            f"assign (--mrn){'; found ' + ', '.join(others) if others else ''}",
         )
     names = resource.get("name") or []
     name = next((n for n in names if n.get("use") == "official"), names[0] if names else None)
@@ -218,7 +246,7 @@ def read_patient(resource: Mapping[str, Any], mrn_system: str) -> Item:
         "birth_date": date.fromisoformat(str(resource["birthDate"])),
         "sex": gender,
     }
-    return Item(kind="patient", values=values)
+    return Item(kind="patient", values=values, meta={"assigned_mrn": assigned})
 
 
 def _status_of(resource: Mapping[str, Any], key: str) -> str | None:
@@ -226,15 +254,49 @@ def _status_of(resource: Mapping[str, Any], key: str) -> str | None:
     return str(codes[0]) if codes else None
 
 
+# History in remission that the vocabulary names as such (screening reads these).
+_IN_REMISSION: Final = {
+    "active_substance_misuse": "substance_misuse_history",
+    "alcohol_misuse": "substance_misuse_history",
+    "schizophrenia": "schizophrenia",
+}
+_ACTIVE: Final = (None, "active", "recurrence", "relapse")
+
+
 def read_condition(resource: Mapping[str, Any]) -> Item:
-    """A Condition coded in ketapain's vocabulary: a diagnosis or a history item."""
+    """A Condition coded in ketapain's vocabulary: a diagnosis or a history item.
+
+    A diagnosis must be active and confirmed (or without a verification status). A
+    history item is taken when active, even unconfirmed (screening errs on the side of
+    a contraindication); in remission only where the vocabulary has a word for it
+    (substance misuse in remission, schizophrenia not acutely psychotic).
+    """
     clinical = _status_of(resource, "clinicalStatus")
-    if clinical not in (None, "active", "recurrence", "relapse"):
-        raise Unsupported("clinicalStatus", f"an active condition (this one is {clinical})")
     verification = _status_of(resource, "verificationStatus")
     if verification in ("refuted", "entered-in-error"):
         raise Unsupported("verificationStatus", f"a condition not {verification}")
-    concept = resource.get("code")
+    kind, code, key = _vocabulary_key(resource.get("code"))
+    if kind == "diagnosis":
+        if clinical not in _ACTIVE:
+            raise Unsupported("clinicalStatus", f"an active diagnosis (this one is {clinical})")
+        if verification not in (None, "confirmed"):
+            raise Unsupported(
+                "verificationStatus", f"a confirmed diagnosis (this one is {verification})"
+            )
+    elif clinical not in _ACTIVE:
+        if clinical != "remission" or key not in _IN_REMISSION:
+            raise Unsupported(
+                "clinicalStatus",
+                f"an active history item (this one is {clinical}; in remission only "
+                f"{', '.join(sorted(_IN_REMISSION))})",
+            )
+        key = _IN_REMISSION[key]
+        code = key
+    return Item(kind=kind, values={"code": code, "key": key}, patient=_subject(resource))
+
+
+def _vocabulary_key(concept: Any) -> tuple[str, str, str]:
+    """(kind, code, key) of the first coding, in order, that the vocabulary knows."""
     # The first coding, in order, that ketapain's vocabulary knows; its code is kept.
     for c in _codings(concept):
         if c.get("system") not in (LOCAL, ICD10CM, SNOMED) or not c.get("code"):
@@ -242,10 +304,9 @@ def read_condition(resource: Mapping[str, Any]) -> Item:
         code = str(c["code"])
         for kind, resolve in (("diagnosis", resolve_diagnosis), ("history", resolve_history)):
             try:
-                key = resolve(code, "code")
+                return kind, code, resolve(code, "code")
             except InvalidValueError:
                 continue
-            return Item(kind=kind, values={"code": code, "key": key}, patient=_subject(resource))
     raise Unreadable(
         "code",
         f"a SNOMED CT, ICD-10-CM or ketapain code of ketapain's vocabulary; "
@@ -264,45 +325,68 @@ def read_allergy(resource: Mapping[str, Any]) -> Item:
     substance = _text(resource.get("code"))
     if not substance:
         raise Unreadable("code", "the substance (text or a coding with a display)")
+    # Every reaction's manifestations, and the worst severity of them; high criticality
+    # is kept in the words. Only what the resource says is written (nothing erased).
     reactions = resource.get("reaction") or []
-    reaction = reactions[0] if reactions else {}
-    manifest = [_text(m) for m in reaction.get("manifestation") or []]
-    text = "; ".join(m for m in manifest if m and m != "not recorded") or None
-    values = {
-        "substance": substance,
-        "reaction": text,
-        "severity": reaction.get("severity") or "unknown",
-    }
+    manifest = [_text(m) for r in reactions for m in r.get("manifestation") or []]
+    words = [m for m in dict.fromkeys(manifest) if m and m != "not recorded"]
+    if resource.get("criticality") == "high":
+        words.append("criticality high")
+    severities = [r["severity"] for r in reactions if r.get("severity")]
+    values: dict[str, Any] = {"substance": substance}
+    if words:
+        values["reaction"] = "; ".join(words)
+    if severities:
+        values["severity"] = max(severities, key=("mild", "moderate", "severe").index)
     return Item(kind="allergy", values=values, patient=_subject(resource, "patient"))
 
 
 _PER_DAY: Final = {"d": 1.0, "h": 24.0, "min": 1440.0, "wk": 1.0 / 7.0}
+# Times a day of the common timing abbreviations (HL7 v3 GTSAbbreviation code system).
+_TIMES_A_DAY: Final = {
+    "QD": 1.0, "AM": 1.0, "PM": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0,
+    "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0,
+}  # fmt: skip
+_HOW: Final = (
+    "a rateQuantity in mg/d, mg/h or ug/h, or a doseQuantity in mg with timing.repeat "
+    "(frequency, period in min, h, d or wk) or timing.code (QD, BID, TID, QID, Q4H-Q12H)"
+)
 
 
-def _daily_dose(dosage: Mapping[str, Any]) -> dict[str, float]:
+def _times_a_day(timing: Mapping[str, Any]) -> float | None:
+    repeat = timing.get("repeat") or {}
+    if repeat.get("frequency") and repeat.get("periodUnit") in _PER_DAY:
+        per_period = float(repeat["frequency"]) / float(repeat.get("period") or 1)
+        return per_period * _PER_DAY[repeat["periodUnit"]]
+    codes = [c.get("code") for c in _codings(timing.get("code"))]
+    return next((_TIMES_A_DAY[c] for c in codes if c in _TIMES_A_DAY), None)
+
+
+def _daily_dose(dosage: Mapping[str, Any], path: str, patch: bool) -> dict[str, float]:
+    """One dosage's daily amount: mg a day, or ug/h for a fentanyl patch."""
+    out: dict[str, float] = {}
     for k, dr in enumerate(dosage.get("doseAndRate") or []):
-        rate = dr.get("rateQuantity")
-        if rate:
-            code = rate.get("code") or rate.get("unit")
-            if code in ("mg/d", "mg/day"):
-                return {"dose_mg_per_day": float(rate["value"])}
-            if code in ("ug/h", "mcg/h"):
-                return {"dose_mcg_per_h": float(rate["value"])}
-            if code == "mg/h":
-                return {"dose_mg_per_day": float(rate["value"]) * 24.0}
-            raise Unreadable(
-                f"dosage.doseAndRate[{k}].rateQuantity.code", f"mg/d, mg/h or ug/h, got {code!r}"
-            )
-        dose = dr.get("doseQuantity")
-        repeat = (dosage.get("timing") or {}).get("repeat") or {}
-        if dose and repeat.get("frequency") and repeat.get("periodUnit") in _PER_DAY:
-            code = dose.get("code") or dose.get("unit")
+        where = f"{path}.doseAndRate[{k}]"
+        if "rateQuantity" in dr:
+            value, code = _number(dr["rateQuantity"], f"{where}.rateQuantity", "mg/d")
+            if code in ("ug/h", "mcg/h") and patch:
+                out["dose_mcg_per_h"] = out.get("dose_mcg_per_h", 0.0) + value
+                continue
+            per_day = {"mg/d": 1.0, "mg/day": 1.0, "mg/h": 24.0, "ug/h": 0.024, "mcg/h": 0.024}
+            if code not in per_day:
+                raise Unreadable(f"{where}.rateQuantity.code", f"mg/d, mg/h or ug/h, got {code!r}")
+            out["dose_mg_per_day"] = out.get("dose_mg_per_day", 0.0) + value * per_day[code]
+        elif "doseQuantity" in dr:
+            value, code = _number(dr["doseQuantity"], f"{where}.doseQuantity", "mg")
             if code != "mg":
-                raise Unreadable(f"dosage.doseAndRate[{k}].doseQuantity.code", f"mg, got {code!r}")
-            per_period = float(dose["value"]) * float(repeat["frequency"])
-            per_day = per_period / float(repeat.get("period") or 1) * _PER_DAY[repeat["periodUnit"]]
-            return {"dose_mg_per_day": per_day}
-    return {}
+                raise Unreadable(f"{where}.doseQuantity.code", f"mg, got {code!r}")
+            times = _times_a_day(dosage.get("timing") or {})
+            if times is None:
+                raise Unreadable(f"{path}.timing", f"how often the dose is taken: {_HOW}")
+            out["dose_mg_per_day"] = out.get("dose_mg_per_day", 0.0) + value * times
+        else:
+            raise Unreadable(where, _HOW)
+    return out
 
 
 def read_medication(resource: Mapping[str, Any]) -> Item:
@@ -323,20 +407,16 @@ def read_medication(resource: Mapping[str, Any]) -> Item:
         raise Unsupported(
             "medicationCodeableConcept", "a drug other than ketamine (ketamine is planned here)"
         )
-    dosages = (
-        resource.get("dosage")
-        if resource["resourceType"] == "MedicationStatement"
-        else resource.get("dosageInstruction")
-    ) or []
-    doses = _daily_dose(dosages[0]) if dosages else {}
-    active = status in ("active", "intended", "on-hold", "draft", "unknown", None)
-    values: dict[str, Any] = {
-        "name": name,
-        "dose_mg_per_day": None,
-        "dose_mcg_per_h": None,
-        "active": active,
-    }
-    values.update(doses)
+    field = "dosage" if resource["resourceType"] == "MedicationStatement" else "dosageInstruction"
+    # Every dosage adds to the day (a morning and an evening dose); a dosage with words only
+    # says nothing of the amount, and no amount is written then (nothing erased).
+    known = lookup(name)
+    patch = "fentanyl" in (name.lower(), known.name if known else "")
+    values: dict[str, Any] = {"name": name}
+    for k, dosage in enumerate(resource.get(field) or []):
+        for key, amount in _daily_dose(dosage, f"{field}[{k}]", patch).items():
+            values[key] = values.get(key, 0.0) + amount
+    values["active"] = status in ("active", "intended", "on-hold", "draft", "unknown", None)
     return Item(kind="medication", values=values, patient=_subject(resource))
 
 
@@ -356,8 +436,10 @@ def _components(
     ]
 
 
-def _read_vital(resource: Mapping[str, Any], loinc: list[str], patient: str) -> Item | None:
-    t = _effective(resource)
+def _read_vital(
+    resource: Mapping[str, Any], loinc: list[str], patient: str, tz: tzinfo
+) -> Item | None:
+    t = _effective(resource, tz)
     if LOINC_VITALS["bp"].code in loinc:
         values: dict[str, Any] = {}
         for codes, _, comp in _components(resource):
@@ -386,8 +468,8 @@ def _read_vital(resource: Mapping[str, Any], loinc: list[str], patient: str) -> 
     return None
 
 
-def _read_lab(resource: Mapping[str, Any], test: LabTest, patient: str) -> Item:
-    values: dict[str, Any] = {"test": test, "collected_utc": _effective(resource)}
+def _read_lab(resource: Mapping[str, Any], test: LabTest, patient: str, tz: tzinfo) -> Item:
+    values: dict[str, Any] = {"test": test, "collected_utc": _effective(resource, tz)}
     if test == LabTest.PREGNANCY_TEST:
         answer = _codes(resource.get("valueCodeableConcept"), SNOMED)
         if "valueBoolean" in resource:
@@ -410,13 +492,18 @@ def _read_lab(resource: Mapping[str, Any], test: LabTest, patient: str) -> Item:
     return Item(kind="lab", values=values, patient=patient)
 
 
-def _read_score(resource: Mapping[str, Any], name: str, patient: str) -> Item:
+def _read_score(resource: Mapping[str, Any], name: str, patient: str, tz: tzinfo) -> Item:
     inst = INSTRUMENTS[name]
     values: dict[str, Any] = {
         "instrument": name,
-        "measured_utc": _effective(resource),
+        "measured_utc": _effective(resource, tz),
         "items": None,
     }
+    total = None
+    if "valueInteger" in resource:
+        total = float(resource["valueInteger"])
+    elif "valueQuantity" in resource:
+        total = convert(resource["valueQuantity"], "{score}", "valueQuantity")
     if inst.items:
         items: dict[str, Any] = {}
         for loinc, local_codes, comp in _components(resource):
@@ -426,43 +513,49 @@ def _read_score(resource: Mapping[str, Any], name: str, patient: str) -> Item:
                 items[key.split(".", 1)[1]] = comp.get("valueInteger")
         values["items"] = items
         values["value"] = None
-    elif "valueInteger" in resource:
-        values["value"] = float(resource["valueInteger"])
-    elif "valueQuantity" in resource:
-        values["value"] = convert(resource["valueQuantity"], "{score}", "valueQuantity")
+        # The sender's total must be the items' (to the 4 decimals a mean is sent with).
+        try:
+            computed = inst.total(items)
+        except InvalidValueError:
+            computed = None  # the items' problem is reported by the record's check
+        if total is not None and computed is not None and abs(total - computed) > 5e-4:
+            what = "mean" if inst.mean_of_items else "sum"
+            raise Unreadable("value[x]", f"the {what} of the items ({computed:g}), got {total:g}")
+    elif total is not None:
+        values["value"] = total
     else:
         raise Unreadable("value[x]", f"the {inst.title} score (valueInteger)")
     return Item(kind="score", values=values, patient=patient)
 
 
-def read_observation(resource: Mapping[str, Any], session_encounters: set[str]) -> Item:
+def read_observation(resource: Mapping[str, Any], ctx: Context) -> Item:
     """A vital sign, body weight or height, laboratory result or score."""
     encounter = (resource.get("encounter") or {}).get("reference")
-    if encounter in session_encounters:
+    if encounter in ctx.session_encounters:
         raise Unsupported("encounter", "an observation outside an infusion session")
     _observation_status(resource)
-    item = _read_observation(resource)
+    item = _read_observation(resource, ctx.tz)
     # A result corrected at its source says so in ketapain too (Item.meta["corrected"]).
     if resource.get("status") in ("amended", "corrected"):
         item.meta["corrected"] = resource["status"]
     return item
 
 
-def _read_observation(resource: Mapping[str, Any]) -> Item:
+def _read_observation(resource: Mapping[str, Any], tz: tzinfo) -> Item:
     patient = _subject(resource)
     concept = resource.get("code")
     loinc = _codes(concept, LOINC)
     for code in loinc:
         if code in _LAB_CODES:
-            return _read_lab(resource, _LAB_CODES[code], patient)
+            return _read_lab(resource, _LAB_CODES[code], patient, tz)
         if code in _SCORE_CODES:
-            return _read_score(resource, _SCORE_CODES[code], patient)
-    vital = _read_vital(resource, loinc, patient)
+            return _read_score(resource, _SCORE_CODES[code], patient, tz)
+    vital = _read_vital(resource, loinc, patient, tz)
     if vital is not None:
         return vital
     for code in _codes(concept, LOCAL):
         if code in INSTRUMENTS:
-            return _read_score(resource, code, patient)
+            return _read_score(resource, code, patient, tz)
     raise Unsupported(
         "code",
         "a vital sign, laboratory test or score ketapain charts; "
@@ -480,13 +573,11 @@ READERS: Final = (
 )
 
 
-def read_resource(
-    resource: Mapping[str, Any], *, mrn_system: str, session_encounters: set[str]
-) -> Item:
+def read_resource(resource: Mapping[str, Any], ctx: Context) -> Item:
     """The item one resource asks to write (:class:`Unreadable` / :class:`Unsupported`)."""
     kind = resource["resourceType"]
     if kind == "Patient":
-        return read_patient(resource, mrn_system)
+        return read_patient(resource, ctx)
     if kind == "Condition":
         return read_condition(resource)
     if kind == "AllergyIntolerance":
@@ -494,7 +585,7 @@ def read_resource(
     if kind in ("MedicationStatement", "MedicationRequest"):
         return read_medication(resource)
     if kind == "Observation":
-        return read_observation(resource, session_encounters)
+        return read_observation(resource, ctx)
     raise Unsupported("resourceType", not_taken(kind))
 
 

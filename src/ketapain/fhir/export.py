@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor, reading, record_event
+from ketapain.clinic.charting import CHARTING_INTERVAL
 from ketapain.clinic.courses import (
     Course,
     CoursePlan,
@@ -28,7 +29,7 @@ from ketapain.clinic.courses import (
     course_status,
 )
 from ketapain.clinic.db import Database, utc_now
-from ketapain.clinic.infusions import Infusion, InfusionEvent, pump_state
+from ketapain.clinic.infusions import Infusion, InfusionEvent, PumpState, pump_state
 from ketapain.clinic.observations import (
     DischargeCheck,
     RescueMedication,
@@ -245,6 +246,15 @@ def _session_resources(
     ]
     visit = (min(times), max(times)) if times else (inf.recorded_utc, None)
     segments = tr.rate_segments([e.pump_event() for e in events], [e.reason for e in events])
+    # Stopped at least one charting interval before the programmed end (as the outcome
+    # report counts early stops): the Procedure was stopped, not completed.
+    programmed_h = sum(float(step["duration_min"]) for step in inf.program) / 60.0
+    running_h = sum(((g.end or g.start) - g.start).total_seconds() for g in segments) / 3600.0
+    early = (
+        state is PumpState.STOPPED
+        and started is not None
+        and running_h < programmed_h - CHARTING_INTERVAL.total_seconds() / 3600.0 + 1e-9
+    )
     nurse = names(events[0].recorded_by_id) if events else None
     proc = tr.procedure_id(inf)
     out = [
@@ -262,6 +272,7 @@ def _session_resources(
             started=started,
             stopped=stopped,
             stop_reason=stops[0].reason if stops else None,
+            stopped_early=early,
             condition_ids=conditions,
         ),
         *tr.segment_administrations(inf, segments, plan_request_id=plan_id, performer=nurse),

@@ -11,21 +11,25 @@ transaction: a problem found there (a conflict with the record) rolls everything
 
 Duplicates are detected, never written twice:
 
-* a patient is matched by MRN and updated; a new MRN whose name and birth date match
-  another patient's is refused as a likely duplicate;
+* a patient is matched by the clinic's MRN only (another hospital's number may equal
+  one here by chance) and must have the same name, birth date and sex, or the Bundle is
+  refused; a new MRN whose name and birth date match another patient's is refused as a
+  likely duplicate;
 * a condition already on the problem list, an allergy or a medication already charted
   with the same values, a result or measurement at the same time with the same value,
-  are reported as duplicates; a medication or allergy with new values is corrected;
-  a result at the same time with a different value is a conflict, never overwritten.
+  are reported as duplicates; a medication or allergy with new values is corrected
+  (only the elements the resource carries: one left out erases nothing); a result at
+  the same time with a different value is a conflict, never overwritten.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -50,6 +54,7 @@ from ketapain.errors import InvalidValueError, KetapainError
 from ketapain.fhir._common import child_id
 from ketapain.fhir._intake_read import (
     READERS,
+    Context,
     Item,
     Unreadable,
     Unsupported,
@@ -230,8 +235,8 @@ class _Entry:
 class _Checker:
     """The first pass: every problem of every entry, nothing written."""
 
-    def __init__(self, mrn_system: str, skip_unsupported: bool) -> None:
-        self.mrn_system = mrn_system
+    def __init__(self, ctx: Context, skip_unsupported: bool) -> None:
+        self.ctx = ctx
         self.skip_unsupported = skip_unsupported
         self.problems: list[EntryProblem] = []
         self.skipped: list[EntryOutcome] = []
@@ -289,7 +294,7 @@ class _Checker:
         return out
 
     def read(self, entries: list[_Entry]) -> None:
-        sessions = _session_encounters(entries)
+        ctx = replace(self.ctx, session_encounters=frozenset(_session_encounters(entries)))
         for e in entries:
             assert e.resource is not None
             if e.resource_type not in READERS:
@@ -302,9 +307,7 @@ class _Checker:
             if problems:
                 continue
             try:
-                e.item = read_resource(
-                    e.resource, mrn_system=self.mrn_system, session_encounters=sessions
-                )
+                e.item = read_resource(e.resource, ctx)
             except Unsupported as err:
                 self._unsupported(e, err)
             except Unreadable as err:
@@ -349,9 +352,11 @@ class _Checker:
             self.problem(e, err.field, str(err))
 
     def link(self, entries: list[_Entry]) -> None:
-        """Tie each entry to its Patient entry; one entry per MRN."""
+        """Tie each entry to its Patient entry (FHIR's rules for references in a Bundle);
+        one entry per MRN; a reference that could mean two Patients is refused."""
         patients: dict[str, int] = {}
         mrns: dict[str, int] = {}
+        assigned = 0
         for e in entries:
             if e.item is None or e.item.kind != "patient":
                 continue
@@ -359,35 +364,57 @@ class _Checker:
             if mrn in mrns:
                 self.problem(e, "identifier", f"MRN {mrn} is also entry[{mrns[mrn]}]'s")
             mrns[mrn] = e.index
+            assigned += bool(e.item.meta.get("assigned_mrn"))
+            if assigned > 1:
+                self.problem(e, "identifier", "one MRN to assign (--mrn) for two patients")
             e.patient = e.index
-            assert e.resource is not None
             for key in _addresses(e):
-                patients[key] = e.index
-        if not mrns and entries:
+                # Two Patients at one address: any reference to it is ambiguous (-1).
+                patients[key] = e.index if patients.get(key, e.index) == e.index else -1
+        if entries and not any(e.resource_type == "Patient" for e in entries):
             self.problem(None, "entry", "a Patient entry (the patient the Bundle is about)")
         for e in entries:
             if e.item is None or e.item.kind == "patient":
                 continue
-            target = patients.get(e.item.patient or "")
-            if target is None:
+            field = "subject" if e.resource_type != "AllergyIntolerance" else "patient"
+            target = next(
+                (patients[k] for k in _targets(e.item.patient or "", e.full_url) if k in patients),
+                None,
+            )
+            if target == -1:
+                self.problem(e, field, f"{e.item.patient!r} could be either of two Patient entries")
+                target = None
+            elif target is None:
                 self.problem(
                     e,
-                    "subject" if e.resource_type != "AllergyIntolerance" else "patient",
-                    f"a reference to a Patient entry of this Bundle (its fullUrl or Patient/id), "
+                    field,
+                    "a reference to a Patient entry of this Bundle (its fullUrl, or Patient/id), "
                     f"got {e.item.patient!r}",
                 )
             e.patient = target
 
 
 def _addresses(e: _Entry) -> list[str]:
-    """The references that point at entry ``e``: its fullUrl and Type/id."""
+    """The references that reach entry ``e``: its fullUrl, and ``Type/id`` when it has no
+    server address of its own (no fullUrl, or a ``urn:``)."""
     out = []
     if e.full_url:
         out.append(e.full_url)
-    if e.resource and e.resource.get("id"):
-        out.append(f"{e.resource_type}/{e.resource['id']}")
-        out.append(f"urn:uuid:{e.resource['id']}")
+    rid = e.resource.get("id") if e.resource else None
+    if isinstance(rid, str) and (not e.full_url or e.full_url.startswith("urn:")):
+        out.append(f"{e.resource_type}/{rid}")
     return out
+
+
+def _targets(reference: str, full_url: str | None) -> list[str]:
+    """Where a reference points: an absolute one as is; a relative one (``Patient/1``)
+    against the base of the referring entry's own server address, if it has one."""
+    if reference.startswith("urn:") or "://" in reference:
+        return [reference]
+    if full_url and full_url.startswith(("http://", "https://")):
+        base = full_url.rstrip("/").rsplit("/", 2)[0]
+        return [f"{base}/{reference}"]
+    return [reference]
 
 
 def _session_encounters(entries: list[_Entry]) -> set[str]:
@@ -396,11 +423,16 @@ def _session_encounters(entries: list[_Entry]) -> set[str]:
     for e in entries:
         if e.resource_type != "Encounter" or e.resource is None:
             continue
+        # Not validated (an Encounter is not imported): read with care.
+        types = e.resource.get("type")
+        concepts = [t for t in (types if isinstance(types, list) else []) if isinstance(t, Mapping)]
+        codings = [t.get("coding") for t in concepts]
         codes = {
             c.get("code")
-            for t in e.resource.get("type") or []
-            for c in (t.get("coding") or [])
-            if c.get("system") == LOCAL
+            for cs in codings
+            if isinstance(cs, list)
+            for c in cs
+            if isinstance(c, Mapping) and c.get("system") == LOCAL
         }
         if LOCAL_SESSION in codes:
             out.update(_addresses(e))
@@ -517,20 +549,22 @@ class _Writer:
             .order_by(Demographics.recorded_utc.desc())
             .limit(1)
         ).first()
-        changes = {
-            k: v[k]
+        # The same MRN with another name, birth date or sex is a wrong number or a wrong
+        # patient far more often than news: refused, never corrected from outside.
+        differ = [
+            f"{k} {getattr(demo, k)} (the Bundle: {v[k]})"
             for k in ("family_name", "given_name", "birth_date", "sex")
-            if demo is None or getattr(demo, k) != v[k]
-        }
-        if demo is not None and changes:
-            self._correct(Demographics, demo, changes, "demographics")
-            self._done_patient(
-                e, patient, "updated", f"demographics corrected: {', '.join(changes)}"
+            if demo is None or str(getattr(demo, k)).lower() != str(v[k]).lower()
+        ]
+        if differ:
+            self.conflict(
+                e,
+                "identifier",
+                f"MRN {patient.mrn} is another person in the record: {'; '.join(differ)}; "
+                "check the MRN, or correct the record's demographics first",
             )
-        else:
-            self._done_patient(
-                e, patient, "duplicate", "already registered with these demographics"
-            )
+            return None
+        self._done_patient(e, patient, "duplicate", "already registered with these demographics")
         return patient.id
 
     def _done_patient(self, e: _Entry, patient: Patient, outcome: str, message: str) -> None:
@@ -637,7 +671,8 @@ class _Writer:
             row = model(patient_id=patient_id, **v, recorded_by_id=self.by)
             self._add(e, row, f"{resource}/{{id}}", kind)
             return
-        changes = {f: v[f] for f in fields if getattr(old, f) != v[f]}
+        # Only what the resource says is compared: an element left out erases nothing.
+        changes = {f: v[f] for f in fields if f in v and getattr(old, f) != v[f]}
         if not changes:
             self.outcome(e, "duplicate", f"{resource}/{old.id}", f"{kind} already charted")
             return
@@ -716,18 +751,27 @@ def import_bundle(
     *,
     mrn_system: str,
     skip_unsupported: bool = False,
+    assign_mrn: str | None = None,
+    timezone: str = "UTC",
 ) -> ImportResult:
     """Import ``bundle`` (parsed JSON) all or nothing; :class:`FhirImportError` lists why not.
 
     Needs ``register_patient`` and ``chart`` (a physician or a nurse). With
     ``skip_unsupported``, valid entries ketapain does not take at intake (an Encounter, a
     ketamine order) are reported as skipped instead of refusing the Bundle.
+    ``assign_mrn`` is the MRN for a referred patient who has none in ``mrn_system``;
+    ``timezone`` is the clinic's (a date without a time is midnight there).
     """
     # Who may import is settled before the Bundle is read (a refusal is audited).
     with reading(db, actor):
         require(actor, Action.REGISTER_PATIENT, "a FHIR import registers patients")
         require(actor, Action.CHART, "a FHIR import charts the history")
-    checker = _Checker(mrn_system, skip_unsupported)
+    ctx = Context(
+        mrn_system=mrn_system,
+        assign_mrn=assign_mrn.strip() if assign_mrn else None,
+        tz=ZoneInfo(timezone),
+    )
+    checker = _Checker(ctx, skip_unsupported)
     entries = checker.entries(bundle)
     checker.read(entries)
     checker.link(entries)

@@ -45,6 +45,7 @@ def capability_statement(version: str, date: str) -> dict[str, Any]:
         "date": date,
         "kind": "instance",
         "software": {"name": "ketapain", "version": version},
+        "implementation": {"description": "ketapain clinic records (FHIR R4 endpoint)"},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "rest": [

@@ -373,9 +373,13 @@ def procedure(
     stopped: datetime | None,
     stop_reason: str | None,
     condition_ids: Sequence[uuid.UUID],
+    stopped_early: bool = False,
 ) -> dict[str, Any]:
-    """The infusion as a Procedure: when it ran, the bag and the dosing weight."""
+    """The infusion as a Procedure: when it ran, the bag and the dosing weight; one
+    stopped before its programmed end is ``stopped``, with the reason charted."""
     _, status = _session_status(state, started is not None)
+    if status == "completed" and stopped_early:
+        status = "stopped"
     out: dict[str, Any] = {
         "resourceType": "Procedure",
         "id": procedure_id(inf),
@@ -389,8 +393,8 @@ def procedure(
     }
     if started is not None:
         out["performedPeriod"] = _period(started, stopped)
-    if status == "not-done" and stop_reason:
-        out["statusReason"] = {"text": stop_reason}
+    if status in ("not-done", "stopped"):
+        out["statusReason"] = {"text": stop_reason or "stopped before the programmed end"}
     if condition_ids:
         out["reasonReference"] = [ref("Condition", c) for c in condition_ids]
     out["note"] = [

@@ -65,5 +65,7 @@ def transaction(
     if bundle.get("type") != "transaction":
         raise InvalidValueError("type", "transaction (POST /fhir takes a transaction Bundle)",
                                 bundle.get("type"))  # fmt: skip
-    result = import_bundle(db, actor, bundle, mrn_system=settings.fhir_mrn_system)
+    result = import_bundle(
+        db, actor, bundle, mrn_system=settings.fhir_mrn_system, timezone=settings.timezone
+    )
     return _fhir(result.response_bundle())
