@@ -1560,7 +1560,7 @@ def _intake_values(draw: st.DrawFn) -> dict[str, Any]:
     sbp = decimal(90, 220)
     return {
         "sbp": sbp,
-        "dbp": decimal(40, sbp - 10),
+        "dbp": decimal(40, min(sbp - 10, 200)),  # VITAL_RANGES: dbp 20-200 mmHg
         "hr": decimal(30, 180),
         "spo2": decimal(80, 100),
         "temp_c": decimal(34, 41),

@@ -8,6 +8,7 @@ Units are converted here, once, to the units ketapain stores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
@@ -188,7 +189,13 @@ def _number(quantity: Any, path: str, unit: str) -> tuple[float, str]:
     """A Quantity's value and unit code (a Quantity may lack a value in FHIR: not here)."""
     if not isinstance(quantity, Mapping) or quantity.get("value") is None:
         raise Unreadable(path, f"a value in {unit}")
-    return float(quantity["value"]), str(quantity.get("code") or quantity.get("unit") or "")
+    try:
+        value = float(quantity["value"])
+    except (OverflowError, TypeError, ValueError):
+        value = math.inf
+    if not math.isfinite(value):
+        raise Unreadable(f"{path}.value", f"a finite number in {unit}")
+    return value, str(quantity.get("code") or quantity.get("unit") or "")
 
 
 def convert(quantity: Any, unit: str, path: str) -> float:
@@ -501,7 +508,7 @@ def _read_score(resource: Mapping[str, Any], name: str, patient: str, tz: tzinfo
     }
     total = None
     if "valueInteger" in resource:
-        total = float(resource["valueInteger"])
+        total = _number({"value": resource["valueInteger"]}, "valueInteger", "points")[0]
     elif "valueQuantity" in resource:
         total = convert(resource["valueQuantity"], "{score}", "valueQuantity")
     if inst.items:
@@ -510,7 +517,10 @@ def _read_score(resource: Mapping[str, Any], name: str, patient: str, tz: tzinfo
             keys = [_ITEM_CODES.get(c) for c in loinc] + list(local_codes)
             key = next((k for k in keys if k and k.startswith(f"{name}.")), None)
             if key is not None:
-                items[key.split(".", 1)[1]] = comp.get("valueInteger")
+                item = key.split(".", 1)[1]
+                if item in items and items[item] != comp.get("valueInteger"):
+                    raise Unreadable("component", f"{item} once (it is sent twice, unequal)")
+                items[item] = comp.get("valueInteger")
         values["items"] = items
         values["value"] = None
         # The sender's total must be the items' (to the 4 decimals a mean is sent with).

@@ -24,6 +24,7 @@ Duplicates are detected, never written twice:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,7 @@ from ketapain.fhir._intake_read import (
     read_resource,
 )
 from ketapain.fhir.codes import LOCAL, LOCAL_SESSION
-from ketapain.fhir.validation import check
+from ketapain.fhir.validation import Problem, check
 
 __all__ = [
     "BUNDLE_TYPES",
@@ -304,6 +305,10 @@ class _Checker:
             problems = check(e.resource)
             for p in problems:
                 self.problem(e, p.path, p.message)
+            if "\\u0000" in json.dumps(e.resource):
+                # Valid JSON, but no database text holds it (PostgreSQL refuses it).
+                self.problem(e, "", "text without NUL characters (\\u0000)")
+                problems.append(Problem("", "NUL"))
             if problems:
                 continue
             try:
@@ -357,7 +362,11 @@ class _Checker:
         patients: dict[str, int] = {}
         mrns: dict[str, int] = {}
         assigned = 0
+        refused = -2  # a Patient entry with problems of its own (reported there)
         for e in entries:
+            if e.resource_type == "Patient" and e.item is None:
+                for key in _addresses(e):
+                    patients.setdefault(key, refused)
             if e.item is None or e.item.kind != "patient":
                 continue
             mrn = e.item.values["mrn"]
@@ -381,7 +390,9 @@ class _Checker:
                 (patients[k] for k in _targets(e.item.patient or "", e.full_url) if k in patients),
                 None,
             )
-            if target == -1:
+            if target == refused:
+                target = None
+            elif target == -1:
                 self.problem(e, field, f"{e.item.patient!r} could be either of two Patient entries")
                 target = None
             elif target is None:

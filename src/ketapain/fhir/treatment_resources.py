@@ -393,8 +393,10 @@ def procedure(
     }
     if started is not None:
         out["performedPeriod"] = _period(started, stopped)
-    if status in ("not-done", "stopped"):
+    if status == "stopped":
         out["statusReason"] = {"text": stop_reason or "stopped before the programmed end"}
+    elif status == "not-done":
+        out["statusReason"] = {"text": stop_reason or "stopped before it was started"}
     if condition_ids:
         out["reasonReference"] = [ref("Condition", c) for c in condition_ids]
     out["note"] = [
