@@ -115,3 +115,32 @@ def test_clearance_per_kg_scales_with_weight(cl_ml_per_min_per_kg, weight_kg):
         cl_ml_per_min_per_kg * weight_kg * 0.06,
         rtol=1e-14,
     )
+
+
+def test_intake_conversions_of_weight_height_and_temperature():
+    """Pounds, inches and Fahrenheit convert by their exact definitions: 154 lb is
+    69.85 kg, 65 in is 165.1 cm, 98.6 F is 37 C and 32 F is 0 C."""
+    assert_allclose(units.lb_to_kg(154.0), 69.85322498, rtol=1e-9)
+    assert_allclose(units.inch_to_cm(65.0), 165.1, rtol=1e-12)
+    assert_allclose(units.degf_to_celsius(98.6), 37.0, rtol=1e-12)
+    assert units.degf_to_celsius(32.0) == 0.0
+
+
+def test_laboratory_molar_units_convert_with_young_1987_factors():
+    """Bilirubin 17.1 umol/L is 1 mg/dL and creatinine 88.4 umol/L is 1 mg/dL (Young
+    1987), and the factors carry their source."""
+    assert_allclose(
+        units.umol_per_l_to_mg_per_dl(
+            17.1, umol_per_l_per_mg_per_dl=units.BILIRUBIN_UMOL_PER_L_PER_MG_PER_DL
+        ),
+        1.0,
+        rtol=1e-12,
+    )
+    assert_allclose(
+        units.umol_per_l_to_mg_per_dl(
+            176.8, umol_per_l_per_mg_per_dl=units.CREATININE_UMOL_PER_L_PER_MG_PER_DL
+        ),
+        2.0,
+        rtol=1e-12,
+    )
+    assert units.YOUNG_1987.short() == "Young 1987"

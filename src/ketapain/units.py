@@ -24,17 +24,23 @@ from numpy.typing import NDArray
 from ketapain.sources import Source
 
 __all__ = [
+    "BILIRUBIN_UMOL_PER_L_PER_MG_PER_DL",
+    "CREATININE_UMOL_PER_L_PER_MG_PER_DL",
     "DEHYDRONORKETAMINE_MW_G_PER_MOL",
     "HYDROXYNORKETAMINE_MW_G_PER_MOL",
     "KETAMINE_HCL_MW_G_PER_MOL",
     "KETAMINE_MW_G_PER_MOL",
     "MOLAR_MASS_SOURCE",
     "NORKETAMINE_MW_G_PER_MOL",
+    "YOUNG_1987",
     "cv_to_log_sd",
+    "degf_to_celsius",
     "h_to_min",
     "half_life_to_rate_per_h",
+    "inch_to_cm",
     "ketamine_base_mg_to_hcl_mg",
     "ketamine_hcl_mg_to_base_mg",
+    "lb_to_kg",
     "log_sd_to_cv",
     "mg_per_h_to_ml_per_h",
     "mg_per_kg_h_to_mg_per_h",
@@ -45,6 +51,7 @@ __all__ = [
     "ng_per_ml_to_umol_per_l",
     "per_min_to_per_h",
     "rate_per_h_to_half_life_h",
+    "umol_per_l_to_mg_per_dl",
     "umol_per_l_to_ng_per_ml",
 ]
 
@@ -61,7 +68,20 @@ NORKETAMINE_MW_G_PER_MOL = 223.70  # C12H14ClNO; MOLAR_MASS_SOURCE
 HYDROXYNORKETAMINE_MW_G_PER_MOL = 239.70  # C12H14ClNO2; MOLAR_MASS_SOURCE
 DEHYDRONORKETAMINE_MW_G_PER_MOL = 221.68  # C12H12ClNO; MOLAR_MASS_SOURCE
 
+YOUNG_1987 = Source(
+    authors="Young DS",
+    year=1987,
+    journal="Ann Intern Med 106(1):114-129",
+    title="Implementation of SI units for clinical laboratory data: style specifications "
+    "and conversion tables",
+    locator="bilirubin 1 mg/dL = 17.10 umol/L; creatinine 1 mg/dL = 88.40 umol/L",
+)
+BILIRUBIN_UMOL_PER_L_PER_MG_PER_DL = 17.10  # YOUNG_1987
+CREATININE_UMOL_PER_L_PER_MG_PER_DL = 88.40  # YOUNG_1987
+
 _NG_PER_ML_PER_MG_PER_L = 1000.0  # 1 mg/L = 1 ug/mL = 1000 ng/mL
+_KG_PER_LB = 0.45359237  # the international avoirdupois pound (1959), exactly
+_CM_PER_INCH = 2.54  # the international inch (1959), exactly
 _MIN_PER_H = 60.0
 
 Num = TypeVar("Num", float, NDArray[np.float64])
@@ -152,3 +172,32 @@ def cv_to_log_sd(cv: Num) -> Num:
 def log_sd_to_cv(log_sd: Num) -> Num:
     """Convert the SD of log-normal variability to a coefficient of variation."""
     return np.sqrt(np.expm1(np.square(log_sd)))  # type: ignore[no-any-return]
+
+
+def lb_to_kg(weight_lb: Num) -> Num:
+    """Convert pounds (avoirdupois) to kilograms, exactly (x 0.45359237)."""
+    return weight_lb * _KG_PER_LB
+
+
+def inch_to_cm(length_in: Num) -> Num:
+    """Convert inches to centimetres, exactly (x 2.54)."""
+    return length_in * _CM_PER_INCH
+
+
+def degf_to_celsius(temp_f: Num) -> Num:
+    """Convert degrees Fahrenheit to Celsius.
+
+    >>> degf_to_celsius(98.6)
+    37.0
+    """
+    return (temp_f - 32.0) * 5.0 / 9.0
+
+
+def umol_per_l_to_mg_per_dl(conc_umol_per_l: Num, *, umol_per_l_per_mg_per_dl: float) -> Num:
+    """Convert a laboratory result from umol/L to mg/dL with the analyte's factor
+    (:data:`BILIRUBIN_UMOL_PER_L_PER_MG_PER_DL`, :data:`CREATININE_UMOL_PER_L_PER_MG_PER_DL`).
+
+    >>> round(umol_per_l_to_mg_per_dl(17.1, umol_per_l_per_mg_per_dl=17.10), 6)
+    1.0
+    """
+    return conc_umol_per_l / umol_per_l_per_mg_per_dl

@@ -6,9 +6,18 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from ketapain.fhir.codes import UCUM
+from ketapain.fhir.codes import RXNORM_KETAMINE, SNOMED_ROUTES, UCUM
 
-__all__ = ["child_id", "instant", "quantity", "record_status", "ref", "rounded"]
+__all__ = [
+    "child_id",
+    "instant",
+    "ketamine",
+    "quantity",
+    "record_status",
+    "ref",
+    "rounded",
+    "route",
+]
 
 
 def child_id(parent: uuid.UUID, part: str) -> str:
@@ -46,3 +55,14 @@ def record_status(row: Any) -> str:
         row, "correction_reason", None
     )
     return "corrected" if corrected else "final"
+
+
+def route(key: str) -> dict[str, Any]:
+    """A route of administration (``iv``, ``po``...) as SNOMED CT."""
+    code = SNOMED_ROUTES[key]
+    return {"coding": [code.coding()], "text": code.display}
+
+
+def ketamine(text: str) -> dict[str, Any]:
+    """Ketamine (RxNorm 6130), with the words of the form given."""
+    return {"coding": [RXNORM_KETAMINE.coding()], "text": text}

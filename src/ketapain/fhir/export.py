@@ -52,6 +52,7 @@ from ketapain.clinic.registry import demographics_of
 from ketapain.errors import KetapainError, RecordNotFoundError
 from ketapain.fhir import observations as obs
 from ketapain.fhir import patient_resources as pr
+from ketapain.fhir import plan_resources as requests
 from ketapain.fhir import treatment_resources as tr
 from ketapain.fhir.validation import check
 
@@ -192,10 +193,10 @@ def _course_resources(
     prior = None
     for p in plans:
         out.append(
-            tr.plan_request(
+            requests.plan_request(
                 p,
                 patient_id=course.patient_id,
-                status=tr.plan_status(status, p is plans[-1]),
+                status=requests.plan_status(status, p is plans[-1]),
                 prior_id=prior,
                 requester=names(p.recorded_by_id),
                 condition_ids=conditions,
@@ -205,7 +206,7 @@ def _course_resources(
         prior = p.id
     for oral in chart.orals.get(course.id, []):
         out.append(
-            tr.oral_request(
+            requests.oral_request(
                 oral,
                 patient_id=course.patient_id,
                 requester=names(oral.recorded_by_id),

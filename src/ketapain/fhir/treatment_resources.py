@@ -1,6 +1,6 @@
-"""The treatment's resources: the plan as a MedicationRequest (rates in mg/kg/h and mg/h),
-oral follow-on, and per session an Encounter, a Procedure, one MedicationAdministration
-per rate segment, rescue medications and AdverseEvents.
+"""The sessions' resources: per session an Encounter, a Procedure, one
+MedicationAdministration per rate segment, rescue medications and AdverseEvents (the
+plan's MedicationRequests are in :mod:`ketapain.fhir.plan_resources`).
 
 A rate segment is a stretch of time at one rate with the pump running: a start, a rate
 change or a resume opens one; a rate change, a pause or the stop closes it. Its dose is
@@ -21,11 +21,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Final
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Any
 
-from ketapain.clinic.courses import CoursePlan, CourseStatus, OralPrescription
 from ketapain.clinic.infusions import (
     EventKind,
     Infusion,
@@ -34,46 +32,28 @@ from ketapain.clinic.infusions import (
     next_state,
 )
 from ketapain.clinic.observations import DischargeCheck, RescueMedication, SideEffect
-from ketapain.fhir._common import child_id, instant, quantity, ref, rounded
+from ketapain.fhir._common import child_id, instant, ketamine, quantity, ref, rounded, route
 from ketapain.fhir.codes import (
     ACT_CODE,
     AE_SEVERITY,
     CPT_IV_INFUSION,
     DISCHARGE_DISPOSITION,
-    DOSE_RATE_TYPE,
     LOCAL_SESSION,
-    MEDREQ_CATEGORY,
-    RXNORM_KETAMINE,
-    SNOMED_ROUTES,
     coding,
     local,
 )
 from ketapain.fhir.patient_resources import medication_concept
 
 __all__ = [
-    "COURSE_ID_SYSTEM",
     "Segment",
     "adverse_event",
     "encounter",
-    "oral_request",
-    "plan_request",
     "procedure",
     "procedure_id",
     "rate_segments",
     "rescue_administration",
     "segment_administrations",
 ]
-
-COURSE_ID_SYSTEM: Final = "https://ketapain.org/fhir/sid/course"
-# Course status -> the plan's MedicationRequest.status (R4 medicationrequest-status).
-_REQUEST_STATUS: Final = {
-    CourseStatus.PLANNED: "active",
-    CourseStatus.IN_PROGRESS: "active",
-    CourseStatus.COMPLETED: "completed",
-    CourseStatus.CANCELLED: "cancelled",
-    CourseStatus.STOPPED_EARLY: "stopped",
-}
-_SETTING: Final = {"outpatient": "outpatient", "inpatient": "inpatient"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,165 +120,6 @@ def rate_segments(
         out.append(
             Segment(start=start, end=None, rate_mg_per_h=rate, opened_by=opened, closed_by=None)
         )
-    return out
-
-
-def _local_time(text: str, tz: ZoneInfo) -> str:
-    """A plan's clinic-local time (``2026-11-23T09:00``) as a FHIR dateTime with offset."""
-    t = datetime.fromisoformat(text)
-    return (t if t.tzinfo else t.replace(tzinfo=tz)).isoformat()
-
-
-def _rate_type(code: str, display: str) -> dict[str, Any]:
-    return {"coding": [coding(DOSE_RATE_TYPE, code, display)]}
-
-
-def _route(key: str) -> dict[str, Any]:
-    code = SNOMED_ROUTES[key]
-    return {"coding": [code.coding()], "text": code.display}
-
-
-def _ketamine(text: str) -> dict[str, Any]:
-    return {"coding": [RXNORM_KETAMINE.coding()], "text": text}
-
-
-def _plan_dosages(plan: dict[str, Any], tz: ZoneInfo) -> list[dict[str, Any]]:
-    dosages: list[dict[str, Any]] = []
-    for session in plan["sessions"]:
-        n, phase = session["number"], session["phase"]
-        for bolus in session.get("boluses_mg") or []:
-            dosages.append(
-                {
-                    "sequence": len(dosages) + 1,
-                    "text": f"Session {n} ({phase}): bolus {bolus:g} mg",
-                    "timing": {"event": [_local_time(session["start"], tz)]},
-                    "route": _route("iv"),
-                    "doseAndRate": [{"doseQuantity": quantity(bolus, "mg")}],
-                }
-            )
-        for k, step in enumerate(session["steps"], start=1):
-            per_kg, per_h = step["rate_mg_per_kg_h"], step["rate_mg_per_h"]
-            dosages.append(
-                {
-                    "sequence": len(dosages) + 1,
-                    "text": f"Session {n} ({phase}), step {k}: {per_kg:g} mg/kg/h = "
-                    f"{per_h:g} mg/h for {step['duration_min']:g} min",
-                    "timing": {
-                        "event": [_local_time(step["start"], tz)],
-                        "repeat": {"duration": step["duration_min"], "durationUnit": "min"},
-                    },
-                    "route": _route("iv"),
-                    "doseAndRate": [
-                        {
-                            "type": _rate_type("ordered", "Ordered"),
-                            "rateQuantity": quantity(per_kg, "mg/kg/h"),
-                        },
-                        {
-                            "type": _rate_type("calculated", "Calculated"),
-                            "rateQuantity": quantity(per_h, "mg/h"),
-                        },
-                    ],
-                }
-            )
-    return dosages
-
-
-def plan_request(
-    row: CoursePlan,
-    *,
-    patient_id: uuid.UUID,
-    status: str,
-    prior_id: uuid.UUID | None,
-    requester: str | None,
-    condition_ids: Sequence[uuid.UUID],
-    tz: ZoneInfo,
-) -> dict[str, Any]:
-    """One version of a course's plan as an IV ketamine MedicationRequest."""
-    plan = row.plan
-    protocol = plan["protocol"]
-    weight = plan["dosing_weight"]
-    out: dict[str, Any] = {
-        "resourceType": "MedicationRequest",
-        "id": str(row.id),
-        "identifier": [
-            {"system": COURSE_ID_SYSTEM + "-plan", "value": f"{row.course_id}/v{row.version}"}
-        ],
-        "status": status,
-        "intent": "order",
-        "groupIdentifier": {"system": COURSE_ID_SYSTEM, "value": str(row.course_id)},
-    }
-    setting = _SETTING.get(str(protocol.get("setting")))
-    if setting:
-        out["category"] = [{"coding": [coding(MEDREQ_CATEGORY, setting, setting.title())]}]
-    out.update(
-        {
-            "medicationCodeableConcept": _ketamine(
-                f"ketamine ({protocol.get('drug', 'racemic')}) intravenous infusion"
-            ),
-            "subject": ref("Patient", patient_id),
-            "authoredOn": instant(row.recorded_utc),
-        }
-    )
-    if requester:
-        out["requester"] = {"display": requester}
-    if condition_ids:
-        out["reasonReference"] = [ref("Condition", c) for c in condition_ids]
-    notes = [
-        f"Protocol {protocol['name']}: {protocol.get('title', '')}; plan version {row.version}.",
-        f"Dosing weight {weight['dosing_kg']:g} kg "
-        f"({weight.get('explanation') or weight['policy']}).",
-    ]
-    if row.reason:
-        notes.append(f"Changed: {row.reason}")
-    out["note"] = [{"text": text} for text in notes]
-    out["dosageInstruction"] = _plan_dosages(plan, tz)
-    if prior_id is not None:
-        out["priorPrescription"] = ref("MedicationRequest", prior_id)
-    return out
-
-
-def plan_status(course_status: CourseStatus, latest: bool) -> str:
-    """The plan version's request status: the course's for the latest, else superseded."""
-    return _REQUEST_STATUS[course_status] if latest else "stopped"
-
-
-def oral_request(
-    row: OralPrescription, *, patient_id: uuid.UUID, requester: str | None, today: date
-) -> dict[str, Any]:
-    """Oral ketamine follow-on as a MedicationRequest: dose, times a day, dates."""
-    text = f"{row.dose_mg:g} mg by mouth {row.doses_per_day} times a day"
-    if row.instructions:
-        text += f"; {row.instructions}"
-    out: dict[str, Any] = {
-        "resourceType": "MedicationRequest",
-        "id": str(row.id),
-        "status": "active" if row.end_date >= today else "completed",
-        "intent": "order",
-        "groupIdentifier": {"system": COURSE_ID_SYSTEM, "value": str(row.course_id)},
-        "medicationCodeableConcept": _ketamine("ketamine oral"),
-        "subject": ref("Patient", patient_id),
-        "authoredOn": instant(row.recorded_utc),
-    }
-    if requester:
-        out["requester"] = {"display": requester}
-    out["dosageInstruction"] = [
-        {
-            "text": text,
-            "timing": {
-                "repeat": {
-                    "boundsPeriod": {
-                        "start": row.start_date.isoformat(),
-                        "end": row.end_date.isoformat(),
-                    },
-                    "frequency": row.doses_per_day,
-                    "period": 1,
-                    "periodUnit": "d",
-                }
-            },
-            "route": _route("po"),
-            "doseAndRate": [{"doseQuantity": quantity(row.dose_mg, "mg")}],
-        }
-    ]
     return out
 
 
@@ -423,7 +244,7 @@ def segment_administrations(
         dosage: dict[str, Any] = {
             "text": f"{seg.rate_mg_per_h:g} mg/h = {per_kg:.3g} mg/kg/h at "
             f"{inf.dosing_weight_kg:g} kg",
-            "route": _route("iv"),
+            "route": route("iv"),
         }
         if seg.dose_mg is not None:
             dosage["dose"] = quantity(seg.dose_mg, "mg")
@@ -433,7 +254,7 @@ def segment_administrations(
             "id": child_id(inf.id, f"segment-{k}"),
             "partOf": [ref("Procedure", procedure_id(inf))],
             "status": "completed" if seg.end is not None else "in-progress",
-            "medicationCodeableConcept": _ketamine("ketamine intravenous infusion"),
+            "medicationCodeableConcept": ketamine("ketamine intravenous infusion"),
             "subject": ref("Patient", inf.patient_id),
             "context": ref("Encounter", inf.id),
             "effectivePeriod": _period(seg.start, seg.end),
@@ -469,7 +290,7 @@ def rescue_administration(row: RescueMedication, procedure_ref: str | None) -> d
     out["reasonCode"] = [{"text": row.reason}]
     out["dosage"] = {
         "text": f"{row.dose_mg:g} mg {row.route}",
-        "route": _route(row.route),
+        "route": route(row.route),
         "dose": quantity(row.dose_mg, "mg"),
     }
     return out
