@@ -21,12 +21,13 @@ from ketapain.clinic.charting import (
     record_score,
     record_vitals,
 )
+from ketapain.clinic.courses import course_view
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.infusions import InfusionEvent
 from ketapain.clinic.observations import DischargeCheck, Score
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.screenings import OverrideRecord
-from ketapain.clinic.treatment import change_status, course_view, create_course
+from ketapain.clinic.treatment import change_status, create_course
 from ketapain.errors import (
     AccessDeniedError,
     ConflictError,

@@ -18,7 +18,7 @@ from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.demo import DEMO_USERS, fill_demo
 from ketapain.clinic.patients import Patient
 from ketapain.clinic.registry import list_patients
-from ketapain.clinic.treatment import schedule
+from ketapain.clinic.schedule import schedule
 from ketapain.errors import ConflictError, KetapainError
 
 SATURDAY = date(2026, 11, 21)

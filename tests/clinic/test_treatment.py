@@ -16,20 +16,20 @@ from ketapain.clinic.courses import (
     CourseStatusEvent,
     Decision,
     OralPrescription,
+    course_view,
 )
 from ketapain.clinic.patients import BodyMeasurement, Diagnosis, HistoryItem, LabResult
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.registry import register_patient
+from ketapain.clinic.schedule import schedule
 from ketapain.clinic.screenings import OverrideRecord
 from ketapain.clinic.treatment import (
     book_booster,
     change_status,
-    course_view,
     create_course,
     decide,
     prescribe_oral,
     replan,
-    schedule,
 )
 from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, InvalidValueError
 

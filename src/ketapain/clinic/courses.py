@@ -17,7 +17,9 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, sele
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ketapain.clinic._service import check_range
-from ketapain.clinic.records import Correctable, Record, current
+from ketapain.clinic.audit import Actor
+from ketapain.clinic.permissions import Action, require
+from ketapain.clinic.records import Correctable, Record, current, get_or_raise
 from ketapain.errors import InvalidValueError
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "OralPrescription",
     "active_courses",
     "course_status",
+    "course_view",
     "current_plan",
 ]
 
@@ -248,3 +251,41 @@ def decisions(session: Session, course_id: uuid.UUID) -> list[Decision]:
             .order_by(Decision.after_session)
         )
     )
+
+
+def course_view(session: Session, actor: Actor, course_id: uuid.UUID) -> dict[str, Any]:
+    """The course: plan in force, status history, decisions, boosters, prescriptions."""
+    require(actor, Action.READ_CLINICAL)
+    course = get_or_raise(session, Course, course_id, "course")
+    plan = current_plan(session, course_id)
+    status, _ = course_status(session, course_id)
+    events = session.scalars(
+        select(CourseStatusEvent)
+        .where(CourseStatusEvent.course_id == course_id)
+        .order_by(CourseStatusEvent.sequence)
+    ).all()
+    return {
+        "id": str(course.id),
+        "patient_id": str(course.patient_id),
+        "protocol": course.protocol,
+        "status": str(status),
+        "status_history": [
+            {"status": str(e.status), "reason": e.reason, "time_utc": e.recorded_utc.isoformat()}
+            for e in events
+        ],
+        "plan_version": plan.version,
+        "plan_reason": plan.reason,
+        "start_date": plan.start_date.isoformat(),
+        "plan": plan.plan,
+        "decisions": [d.as_dict() for d in decisions(session, course_id)],
+        "boosters": [
+            b.as_dict()
+            for b in session.scalars(current(Booster).where(Booster.course_id == course_id))
+        ],
+        "oral_prescriptions": [
+            o.as_dict()
+            for o in session.scalars(
+                current(OralPrescription).where(OralPrescription.course_id == course_id)
+            )
+        ],
+    }

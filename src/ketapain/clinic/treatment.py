@@ -1,5 +1,8 @@
 """Course services: plan a course, change the plan, status, decisions, boosters, oral.
 
+The course view is :func:`ketapain.clinic.courses.course_view`; the front desk's schedule
+is :mod:`ketapain.clinic.schedule`.
+
 Only a physician plans, changes a plan, signs a decision or prescribes (role rules in
 :mod:`ketapain.clinic.permissions`). A plan with a hard stop is not written unless a
 physician overrides each hard stop with a reason; the overrides are kept.
@@ -12,7 +15,6 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import user_id
@@ -26,7 +28,6 @@ from ketapain.clinic.courses import (
     CourseStatusEvent,
     Decision,
     OralPrescription,
-    active_courses,
     course_status,
     current_plan,
     decisions,
@@ -34,8 +35,7 @@ from ketapain.clinic.courses import (
 from ketapain.clinic.db import Database
 from ketapain.clinic.patients import Patient
 from ketapain.clinic.permissions import Action, require
-from ketapain.clinic.records import current, get_or_raise
-from ketapain.clinic.registry import demographics_of
+from ketapain.clinic.records import get_or_raise
 from ketapain.clinic.screenings import (
     overrides_of,
     patient_inputs,
@@ -51,15 +51,12 @@ from ketapain.protocols.planning import CoursePlan as PlannedCourse
 
 __all__ = [
     "book_booster",
-    "booking_header",
     "change_status",
-    "course_view",
     "create_course",
     "decide",
     "prescribe_oral",
     "preview_course",
     "replan",
-    "schedule",
 ]
 
 
@@ -432,94 +429,3 @@ def prescribe_oral(
         )
         session.add(row)
     return row
-
-
-def course_view(session: Session, actor: Actor, course_id: uuid.UUID) -> dict[str, Any]:
-    """The course: plan in force, status history, decisions, boosters, prescriptions."""
-    require(actor, Action.READ_CLINICAL)
-    course = get_or_raise(session, Course, course_id, "course")
-    plan = current_plan(session, course_id)
-    status, _ = course_status(session, course_id)
-    events = session.scalars(
-        select(CourseStatusEvent)
-        .where(CourseStatusEvent.course_id == course_id)
-        .order_by(CourseStatusEvent.sequence)
-    ).all()
-    return {
-        "id": str(course.id),
-        "patient_id": str(course.patient_id),
-        "protocol": course.protocol,
-        "status": str(status),
-        "status_history": [
-            {"status": str(e.status), "reason": e.reason, "time_utc": e.recorded_utc.isoformat()}
-            for e in events
-        ],
-        "plan_version": plan.version,
-        "plan_reason": plan.reason,
-        "start_date": plan.start_date.isoformat(),
-        "plan": plan.plan,
-        "decisions": [d.as_dict() for d in decisions(session, course_id)],
-        "boosters": [
-            b.as_dict()
-            for b in session.scalars(current(Booster).where(Booster.course_id == course_id))
-        ],
-        "oral_prescriptions": [
-            o.as_dict()
-            for o in session.scalars(
-                current(OralPrescription).where(OralPrescription.course_id == course_id)
-            )
-        ],
-    }
-
-
-def booking_header(session: Session, course: Course) -> dict[str, Any]:
-    """Who and what a booking is for: patient (name, id), course, protocol."""
-    demo = demographics_of(session, course.patient_id)
-    return {
-        "patient_id": str(course.patient_id),
-        "patient": f"{demo.family_name}, {demo.given_name}",
-        "course_id": str(course.id),
-        "protocol": course.protocol,
-    }
-
-
-def schedule(
-    session: Session, actor: Actor, *, from_date: date, to_date: date
-) -> list[dict[str, Any]]:
-    """Sessions and boosters booked between two dates: who, when, which protocol.
-
-    What the front desk sees: no doses, no clinical notes.
-    """
-    require(actor, Action.READ_SCHEDULE)
-    if to_date < from_date:
-        raise InvalidValueError("to", f"on or after {from_date}", to_date)
-    out: list[dict[str, Any]] = []
-    for course in active_courses(session):
-        who = booking_header(session, course)
-        plan = current_plan(session, course.id).plan
-        for s in plan["sessions"]:
-            day = date.fromisoformat(s["date"])
-            if from_date <= day <= to_date:
-                out.append(
-                    {
-                        **who,
-                        "kind": "session",
-                        "number": s["number"],
-                        "date": s["date"],
-                        "start": s["start"],
-                        "end": s["end"],
-                    }
-                )
-        for b in session.scalars(current(Booster).where(Booster.course_id == course.id)):
-            if from_date <= b.scheduled_date <= to_date:
-                out.append(
-                    {
-                        **who,
-                        "kind": "booster",
-                        "number": None,
-                        "date": b.scheduled_date.isoformat(),
-                        "start": None,
-                        "end": None,
-                    }
-                )
-    return sorted(out, key=lambda r: (r["date"], r["start"] or "", r["patient"]))

@@ -20,7 +20,7 @@ from ketapain.clinic.infusions import Infusion, InfusionEvent, PumpState, pump_s
 from ketapain.clinic.patients import LabResult, LabTest
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import current
-from ketapain.clinic.treatment import booking_header, schedule
+from ketapain.clinic.schedule import booking_header, schedule
 
 __all__ = ["courses_of", "due_labs", "pending_decisions", "todays_chairs"]
 

@@ -9,16 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
+from ketapain.clinic.courses import course_view
 from ketapain.clinic.db import utc_now
+from ketapain.clinic.schedule import schedule
 from ketapain.clinic.treatment import (
     book_booster,
     change_status,
-    course_view,
     create_course,
     decide,
     prescribe_oral,
     replan,
-    schedule,
 )
 from ketapain.web.api._schemas import Body, OverrideIn
 from ketapain.web.deps import ActorDep, DbDep, ReadDep

@@ -14,7 +14,7 @@ from ketapain.clinic.audit import reading
 from ketapain.clinic.charting import open_alarms
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS
-from ketapain.clinic.treatment import schedule
+from ketapain.clinic.schedule import schedule
 from ketapain.clinic.worklists import due_labs, pending_decisions, todays_chairs
 from ketapain.errors import AccessDeniedError, AuthenticationError, KetapainError
 from ketapain.web.deps import SESSION_COOKIE, DbDep, SettingsDep, set_session_cookie
