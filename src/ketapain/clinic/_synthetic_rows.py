@@ -191,9 +191,7 @@ def record(d: Draws, by: str, t: datetime, row_id: str | None = None) -> dict[st
 def correctable(d: Draws, by: str, t: datetime) -> dict[str, Any]:
     """The columns every correctable record starts with (not a correction)."""
     return {
-        "id": d.id(),
-        "recorded_utc": t,
-        "recorded_by_id": by,
+        **record(d, by, t),
         "correction_reason": None,
         "entered_in_error": False,
         "corrects_id": None,
@@ -206,12 +204,7 @@ def vitals(
     """A vital-signs row: sbp, dbp, hr, rr, spo2, temp in that order."""
     sbp, dbp, hr, rr, spo2, temp = values
     return {
-        "id": c.d.id(),
-        "recorded_utc": t,
-        "recorded_by_id": c.by,
-        "correction_reason": None,
-        "entered_in_error": False,
-        "corrects_id": None,
+        **correctable(c.d, c.by, t),
         "patient_id": c.pid,
         "infusion_id": infusion_id,
         "measured_utc": t,
@@ -228,12 +221,7 @@ def vitals(
 def nrs(c: Chart, t: datetime, infusion_id: str | None, value: float) -> dict[str, Any]:
     """A pain NRS score."""
     return {
-        "id": c.d.id(),
-        "recorded_utc": t,
-        "recorded_by_id": c.by,
-        "correction_reason": None,
-        "entered_in_error": False,
-        "corrects_id": None,
+        **correctable(c.d, c.by, t),
         "patient_id": c.pid,
         "infusion_id": infusion_id,
         "measured_utc": t,
@@ -254,9 +242,7 @@ def event(
 ) -> dict[str, Any]:
     """A pump event."""
     return {
-        "id": c.d.id(),
-        "recorded_utc": t,
-        "recorded_by_id": c.by,
+        **record(c.d, c.by, t),
         "infusion_id": infusion_id,
         "sequence": sequence,
         "kind": kind,

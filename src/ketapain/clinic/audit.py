@@ -43,6 +43,7 @@ __all__ = [
     "SYSTEM",
     "Actor",
     "AuditEntry",
+    "add_event",
     "list_entries",
     "reading",
     "record_event",
@@ -225,17 +226,30 @@ def record_event(
 ) -> None:
     """Audit an event in a transaction of its own (a refusal, a failed login, a read)."""
     with db.write() as session, session.begin():
-        session.add(
-            AuditEntry(
-                actor_id=actor.user_id,
-                actor_username=actor.username,
-                actor_role=actor.role,
-                action=action,
-                entity=entity,
-                entity_id=entity_id,
-                detail=detail,
-            )
+        add_event(session, actor, action=action, entity=entity, entity_id=entity_id, detail=detail)
+
+
+def add_event(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    entity: str,
+    entity_id: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Audit an event in the session's transaction (it commits or rolls back with it)."""
+    session.add(
+        AuditEntry(
+            actor_id=actor.user_id,
+            actor_username=actor.username,
+            actor_role=actor.role,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=detail,
         )
+    )
 
 
 @contextmanager

@@ -31,7 +31,6 @@ from ketapain.clinic.patients import (
     Patient,
 )
 from ketapain.clinic.permissions import Action
-from ketapain.errors import ConflictError, InvalidValueError
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USERS", "fill_demo"]
 
@@ -295,14 +294,7 @@ def fill_demo(db: Database, *, today: date) -> dict[str, int]:
     ``today`` may not be later than the real date: the demo charts infusions up to
     ``today`` and the records refuse pump events in the future.
     """
-    if today > utc_now().date():
-        raise InvalidValueError("today", f"on or before {utc_now().date()}", today.isoformat())
-    with db.read() as session:
-        if session.scalar(select(func.count()).select_from(Patient)):
-            raise ConflictError(
-                "database",
-                "the database holds patients already; demo data goes into a fresh database only",
-            )
+    registry.require_fresh(db, today=today, what="demo data")
     users = {
         role: accounts.create_user(
             db, SYSTEM, username=u, full_name=name, role=role, password=DEMO_PASSWORD

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import user_id
@@ -26,9 +26,15 @@ from ketapain.clinic.patients import (
 )
 from ketapain.clinic.permissions import Action, allowed, require
 from ketapain.clinic.records import current, get_or_raise
-from ketapain.errors import ConflictError
+from ketapain.errors import ConflictError, InvalidValueError
 
-__all__ = ["demographics_of", "list_patients", "patient_record", "register_patient"]
+__all__ = [
+    "demographics_of",
+    "list_patients",
+    "patient_record",
+    "register_patient",
+    "require_fresh",
+]
 
 
 def register_patient(
@@ -173,3 +179,16 @@ def patient_record(session: Session, actor: Actor, patient_id: uuid.UUID) -> dic
         }
     )
     return out
+
+
+def require_fresh(db: Database, *, today: date, what: str) -> None:
+    """Refuse to fill a database that holds patients, or to chart after the real date
+    (``today`` may not be later: the records refuse the future)."""
+    if today > utc_now().date():
+        raise InvalidValueError("today", f"on or before {utc_now().date()}", today.isoformat())
+    with db.read() as session:
+        if session.scalar(select(func.count()).select_from(Patient)):
+            raise ConflictError(
+                "database", f"the database holds patients already; {what} goes into a fresh "
+                "database only",
+            )  # fmt: skip

@@ -50,12 +50,10 @@ from datetime import UTC, date, datetime, time
 from itertools import islice
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import func, select
-
 from ketapain.clinic.audit import SYSTEM, record_event
 from ketapain.clinic.db import Database, utc_now
-from ketapain.clinic.patients import Patient
-from ketapain.errors import ConflictError, InvalidValueError
+from ketapain.clinic.registry import require_fresh
+from ketapain.errors import InvalidValueError
 
 if TYPE_CHECKING:
     from ketapain.clinic._synthetic_course import Spec
@@ -273,15 +271,7 @@ def fill_synthetic(
         or not 1 <= patients <= MAX_PATIENTS
     ):
         raise InvalidValueError("patients", f"a number from 1 to {MAX_PATIENTS:,}", patients)
-    if today > utc_now().date():
-        raise InvalidValueError("today", f"on or before {utc_now().date()}", today.isoformat())
-    with db.read() as session:
-        if session.scalar(select(func.count()).select_from(Patient)):
-            raise ConflictError(
-                "database",
-                "the database holds patients already; a synthetic registry goes into a "
-                "fresh database only",
-            )
+    require_fresh(db, today=today, what="a synthetic registry")
     spec = course.Spec(
         seed=seed,
         today=today,

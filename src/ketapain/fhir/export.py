@@ -287,12 +287,20 @@ def _session_resources(
 
 
 def patient_resources(
-    session: Session, patient: Patient, *, mrn_system: str, timezone: str = "UTC"
+    session: Session,
+    patient: Patient,
+    *,
+    mrn_system: str,
+    timezone: str = "UTC",
+    names: _Names | None = None,
 ) -> list[dict[str, Any]]:
-    """Every current resource of one patient, the Patient first (not yet validated)."""
+    """Every current resource of one patient, the Patient first (not yet validated).
+
+    ``names`` (users' names, read once for an export of many patients) is read if None.
+    """
     tz = ZoneInfo(timezone)
     pid = patient.id
-    names = _Names(session)
+    names = names or _Names(session)
     chart = _Chart.read(session, pid)
     out = [pr.patient_resource(patient, demographics_of(session, pid), mrn_system)]
     diagnoses = _rows(session, Diagnosis, Diagnosis.recorded_utc, patient_id=pid)
@@ -377,10 +385,11 @@ def export_bundle(
             # A patient named twice (by id and by MRN) is exported once.
             found = [find_patient(session, key) for key in patient_keys]
             patients = list({p.id: p for p in found}.values())
+        names = _Names(session)
         resources: list[dict[str, Any]] = []
         for patient in patients:
             resources += patient_resources(
-                session, patient, mrn_system=mrn_system, timezone=timezone
+                session, patient, mrn_system=mrn_system, timezone=timezone, names=names
             )
     _validated(resources)
     record_event(

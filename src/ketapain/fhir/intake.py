@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ketapain.clinic.audit import Actor, AuditEntry, reading, unit_of_work
+from ketapain.clinic.audit import Actor, add_event, reading, unit_of_work
 from ketapain.clinic.db import Database
 from ketapain.clinic.permissions import Action, require
 from ketapain.fhir._intake_base import Context
@@ -110,16 +110,12 @@ def import_bundle(
         result = writer.result
         result.outcomes += checker.skipped
         counts = result.counts()
-        session.add(
-            AuditEntry(
-                actor_id=actor.user_id,
-                actor_username=actor.username,
-                actor_role=actor.role,
-                action="import_fhir",
-                entity="patients",
-                entity_id=result.patients[0]["id"] if len(result.patients) == 1 else None,
-                detail=f"FHIR Bundle {bundle_id}: "
-                + ", ".join(f"{n} {k}" for k, n in counts.items()),
-            )
+        add_event(
+            session,
+            actor,
+            action="import_fhir",
+            entity="patients",
+            entity_id=result.patients[0]["id"] if len(result.patients) == 1 else None,
+            detail=f"FHIR Bundle {bundle_id}: " + ", ".join(f"{n} {k}" for k, n in counts.items()),
         )
     return result
