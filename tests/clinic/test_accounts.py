@@ -300,6 +300,34 @@ def test_token_lifetimes(db: Database, staff_users: dict[str, User]) -> None:
     assert refreshed.last_used_utc.utcoffset() == timedelta(0)
 
 
+def test_session_refresh_is_written_at_most_once_a_minute(
+    db: Database, staff_users: dict[str, User]
+) -> None:
+    """Requests within a minute of the last refresh write nothing (a busy chair does not
+    write per request); a request a minute or more later moves the idle expiry on."""
+    settings = Settings(session_idle_min=7)
+    user = staff_users["nurse"]
+    secret = issue_token(db, settings, user, kind=TokenKind.SESSION)
+    first = _token(db, secret)
+    with db.session() as session:
+        entries = session.scalar(select(func.count()).select_from(AuditEntry))
+    for _ in range(3):
+        assert resolve_token(db, settings, secret).id == user.id
+    again = _token(db, secret)
+    assert (again.expires_utc, again.last_used_utc) == (first.expires_utc, first.last_used_utc)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == entries
+    with unit_of_work(db, SYSTEM) as session:  # the last refresh two minutes ago
+        row = session.get(AuthToken, first.id)
+        assert row is not None
+        row.last_used_utc -= timedelta(minutes=2)
+        row.expires_utc -= timedelta(minutes=2)
+    resolve_token(db, settings, secret)
+    moved = _token(db, secret)
+    assert abs(moved.expires_utc - (utc_now() + timedelta(minutes=7))) < SLACK
+    assert abs(moved.last_used_utc - utc_now()) < SLACK
+
+
 def test_revoked_token_refused(db: Database, staff_users: dict[str, User]) -> None:
     """After revoke_token (log-out) the secret no longer resolves; other tokens still do."""
     user = staff_users["front_desk"]

@@ -487,6 +487,33 @@ def test_rate_change_needs_a_reason(
     assert _rate_changes(db, infusion["id"]) == []
 
 
+def test_a_pump_form_read_before_another_change_is_a_conflict(
+    browser: Browser, db: Database, infusion: dict[str, Any]
+) -> None:
+    """The pump form carries the version it was drawn on; when the physician changed the
+    rate after the nurse opened the page, the nurse's change is refused (409) with the
+    physician's change named, and the page drawn again carries the new version."""
+    nurse, doctor = browser("nurse"), browser("doc")
+    _start(nurse, infusion)
+    iid = infusion["id"]
+    page = nurse.get(f"/infusions/{iid}").text
+    assert 'name="expected_version" value="1"' in page
+    stale = _token(page)
+    resp = _post(doctor, iid, "event", kind="rate_change", rate="14", rate_unit="mg/h",
+                 reason="pain 8/10", expected_version="1")  # fmt: skip
+    assert resp.status_code == 303, resp.text
+    resp = nurse.post(
+        f"/infusions/{iid}/event",
+        data={"csrf_token": stale, "_form": "event", "kind": "rate_change", "rate": "10",
+              "rate_unit": "mg/h", "reason": "drowsy", "expected_version": "1"},
+    )  # fmt: skip
+    assert resp.status_code == 409, resp.text
+    assert "The pump changed since you read it" in resp.text
+    assert "rate change to 14 mg/h by doc" in resp.text
+    assert 'name="expected_version" value="2"' in resp.text
+    assert _rate_changes(db, iid) == [14.0]
+
+
 def test_nurse_cannot_exceed_the_plan_max(
     browser: Browser, db: Database, infusion: dict[str, Any]
 ) -> None:

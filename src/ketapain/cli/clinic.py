@@ -6,10 +6,11 @@ Every command takes ``--database-url`` (default: ``KETAPAIN_DATABASE_URL``, else
 
 from __future__ import annotations
 
+import copy
 import sys
 from dataclasses import replace
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -237,7 +238,24 @@ def serve_command(
     shown = demo and _demo_users_exist(db)
     if shown:
         console.print(_logins_table())
-    uvicorn.run(create_app(settings, db=db, demo=shown), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings, db=db, demo=shown),
+        host=host,
+        port=port,
+        log_level="info",
+        # ketapain's access log names the route, not the address: no query strings.
+        access_log=False,
+        log_config=_log_config(),
+    )
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up with ketapain's access and error logs on the same stream."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["ketapain"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def _demo_users_exist(db: Database) -> bool:

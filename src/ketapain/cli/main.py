@@ -225,6 +225,7 @@ def _print_table(model: PKModel, columns: dict[str, np.ndarray]) -> None:
     console.print(table)
 
 
+from ketapain.cli import admin as _admin  # noqa: E402
 from ketapain.cli import clinic as _clinic  # noqa: E402
 from ketapain.cli import demo as _demo  # noqa: E402  (registers the demo command)
 from ketapain.cli import fhir as _fhir  # noqa: E402
@@ -246,3 +247,6 @@ app.command("report")(_report.report_command)
 app.add_typer(_clinic.db_app, name="db")
 app.add_typer(_clinic.users_app, name="users")
 app.add_typer(_fhir.fhir_app, name="fhir")
+app.command("backup")(_admin.backup_command)
+app.command("restore")(_admin.restore_command)
+app.add_typer(_admin.audit_app, name="audit")

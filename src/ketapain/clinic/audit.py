@@ -29,6 +29,13 @@ from sqlalchemy import BigInteger, Integer, String, Text, event, insert, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 
+from ketapain.clinic.audit_chain import (
+    CONTENT,
+    AuditChainHead,
+    Verification,
+    append_links,
+    verify_chain,
+)
 from ketapain.clinic.db import Base, Database, UTCDateTime, utc_now
 from ketapain.clinic.records import Record
 from ketapain.errors import (
@@ -49,6 +56,7 @@ __all__ = [
     "record_event",
     "snapshot",
     "unit_of_work",
+    "verify_trail",
 ]
 
 _REDACTED: Final = "[redacted]"
@@ -67,7 +75,8 @@ SYSTEM: Final = Actor(user_id=None, username="system", role="system")
 
 
 class AuditEntry(Base):
-    """One audited event; never updated or deleted."""
+    """One audited event; never updated or deleted; a link of the hash chain
+    (:mod:`ketapain.clinic.audit_chain`)."""
 
     __tablename__ = "audit_entries"
     __append_only__: ClassVar[bool] = True
@@ -85,6 +94,9 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+    seq: Mapped[int | None] = mapped_column(BigInteger, default=None, unique=True, index=True)
+    prev_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form served by the API."""
@@ -99,6 +111,8 @@ class AuditEntry(Base):
             "before": self.before,
             "after": self.after,
             "detail": self.detail,
+            "seq": self.seq,
+            "sha256": self.sha256,
         }
 
 
@@ -191,7 +205,14 @@ def _audit(session: Session, _ctx: Any) -> None:
         if isinstance(obj, Base):
             rows.append(_row(_actor(session), "delete", obj, before=snapshot(obj)))
     if rows:
-        session.connection().execute(insert(AuditEntry), rows)
+        _append(session, rows)
+
+
+def _append(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert audit rows as the next links of the hash chain."""
+    conn = session.connection()
+    append_links(conn, rows)
+    conn.execute(insert(AuditEntry), rows)
 
 
 def _actor(session: Session) -> Actor:
@@ -239,17 +260,19 @@ def add_event(
     detail: str | None = None,
 ) -> None:
     """Audit an event in the session's transaction (it commits or rolls back with it)."""
-    session.add(
-        AuditEntry(
-            actor_id=actor.user_id,
-            actor_username=actor.username,
-            actor_role=actor.role,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            detail=detail,
-        )
-    )
+    row = {
+        "time_utc": utc_now(),
+        "actor_id": actor.user_id,
+        "actor_username": actor.username,
+        "actor_role": actor.role,
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "before": None,
+        "after": None,
+        "detail": detail,
+    }
+    _append(session, [row])
 
 
 @contextmanager
@@ -318,3 +341,16 @@ def list_entries(
     if action is not None:
         query = query.where(AuditEntry.action == action)
     return session.scalars(query.limit(limit)).all()
+
+
+def verify_trail(session: Session, *, anchors: dict[int, str] | None = None) -> Verification:
+    """Check the whole audit trail's hash chain (``ketapain audit verify``)."""
+    columns = [AuditEntry.id, AuditEntry.seq, AuditEntry.prev_sha256, AuditEntry.sha256]
+    columns += [getattr(AuditEntry, name) for name in CONTENT]
+    # Chained entries in chain order, then any entry inserted around the chain.
+    query = select(*columns).order_by(AuditEntry.seq.is_(None), AuditEntry.seq, AuditEntry.id)
+    rows = session.execute(query.execution_options(yield_per=2000)).mappings()
+    head = session.execute(
+        select(AuditChainHead.seq, AuditChainHead.sha256).where(AuditChainHead.id == 1)
+    ).first()
+    return verify_chain(rows, None if head is None else (head.seq, head.sha256), anchors=anchors)

@@ -17,6 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import check_links, user_id
+from ketapain.clinic.accounts import User
 from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.checklist import checklist_status
@@ -129,6 +130,30 @@ def _events(session: Session, infusion_id: uuid.UUID) -> list[InfusionEvent]:
     )
 
 
+def _check_version(
+    session: Session, events: list[InfusionEvent], expected_version: int | None
+) -> None:
+    """Refuse an event decided on an older state of the pump (optimistic concurrency)."""
+    if expected_version is None or expected_version == len(events):
+        return
+    if expected_version < 0 or expected_version > len(events):
+        raise InvalidValueError(
+            "expected_version", f"a version from 0 to {len(events)}", expected_version
+        )
+    names = {uid: name for uid, name in session.execute(select(User.id, User.username))}
+    since = "; ".join(
+        f"{str(ev.kind).replace('_', ' ')}"
+        + ("" if ev.rate_mg_per_h is None else f" to {ev.rate_mg_per_h:g} mg/h")
+        + f" by {names.get(ev.recorded_by_id, 'another user')} at {ev.time_utc:%H:%M} UTC"
+        for ev in events[expected_version:]
+    )
+    raise ConflictError(
+        "expected_version",
+        f"the pump changed since you read it (version {expected_version}, now "
+        f"{len(events)}): {since}. Check the pump and chart again.",
+    )
+
+
 def _check_time(t: datetime, last: datetime | None) -> None:
     if t.tzinfo is None:
         raise InvalidValueError("time_utc", "a time with its UTC offset", t.isoformat())
@@ -189,8 +214,14 @@ def pump_event(
     reason: str | None = None,
     time_utc: datetime | None = None,
     overrides: tuple[tuple[str, str], ...] = (),
+    expected_version: int | None = None,
 ) -> dict[str, Any]:
-    """Chart a pump event: start, rate change, pause, resume or stop."""
+    """Chart a pump event: start, rate change, pause, resume or stop.
+
+    ``expected_version`` is the infusion's ``version`` (its number of pump events) the
+    nurse saw; when another event was charted since, the event is refused with a
+    :class:`ConflictError` naming it, instead of silently following it.
+    """
     with unit_of_work(db, actor) as session:
         require(actor, Action.CHANGE_RATE if kind == EventKind.RATE_CHANGE else Action.CHART)
         if kind not in set(EventKind):
@@ -206,6 +237,7 @@ def pump_event(
                 rate_mg_per_kg_h, weight_kg=infusion.dosing_weight_kg
             )
         events = _events(session, infusion_id)
+        _check_version(session, events, expected_version)
         next_state(pump_state(ev.kind for ev in events), EventKind(kind))
         t = time_utc or utc_now()
         _check_time(t, events[-1].time_utc if events else None)
@@ -274,6 +306,8 @@ def infusion_view(session: Session, actor: Actor, infusion_id: uuid.UUID) -> dic
         "program": inf.program,
         "plan_version": inf.plan_version,
         "plan_max_rate_mg_per_h": inf.plan_max_rate_mg_per_h,
+        # The number of pump events: send it back as expected_version with the next one.
+        "version": len(events),
         "state": str(d.state),
         "rate_mg_per_h": d.rate_mg_per_h,
         "rate_ml_per_h": None if d.rate_mg_per_h is None else d.rate_mg_per_h / inf.conc_mg_per_ml,

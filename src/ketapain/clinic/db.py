@@ -3,7 +3,10 @@
 SQLite is the embedded default: write-ahead log, foreign keys on, ``synchronous=FULL``
 (a committed transaction survives a power cut, not only a process crash), and every
 write transaction starts with ``BEGIN IMMEDIATE`` so that two writers queue instead of
-failing half-way. PostgreSQL is selected by its URL and needs nothing special.
+failing half-way. PostgreSQL is selected by its URL; its write transactions queue the
+same way on a transaction-scoped advisory lock, so that the audit trail's hash chain
+(:mod:`ketapain.clinic.audit_chain`) grows one link at a time and a check-then-write
+(an infusion's version) cannot interleave with another writer's.
 
 >>> db = Database.connect("sqlite://")
 >>> with db.engine.connect() as conn:
@@ -25,10 +28,12 @@ from sqlalchemy.types import TypeDecorator, Uuid
 
 from ketapain.errors import InvalidValueError
 
-__all__ = ["Base", "Database", "UTCDateTime", "utc_now"]
+__all__ = ["PG_WRITE_LOCK", "Base", "Database", "UTCDateTime", "utc_now"]
 
 # Wait this long for another writer before giving up (SQLite busy timeout).
 _BUSY_TIMEOUT_MS: Final = 30_000
+# The PostgreSQL advisory lock every write transaction holds (any fixed 64-bit key).
+PG_WRITE_LOCK: Final = 0x6B65_7461_6175_6474
 
 
 def utc_now() -> datetime:
@@ -72,6 +77,8 @@ def _sqlite_engine(url: str) -> Engine:
     memory = url in ("sqlite://", "sqlite:///:memory:")
     engine = create_engine(
         url,
+        # Errors and logs never quote a statement's values: they are patient data.
+        hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
         **({"poolclass": StaticPool} if memory else {}),
     )
@@ -96,6 +103,17 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _postgresql_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get("ketapain_write", False):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+    return engine
+
+
 class Database:
     """An engine and the session factories for reading and for writing."""
 
@@ -112,7 +130,7 @@ class Database:
         if url.startswith("sqlite"):
             return cls(_sqlite_engine(url))
         if url.startswith("postgresql"):
-            return cls(create_engine(url, pool_pre_ping=True))
+            return cls(_postgresql_engine(url))
         raise InvalidValueError("database_url", "an sqlite:/// or postgresql+psycopg:// URL", url)
 
     def session(self) -> Session:

@@ -11,6 +11,7 @@ from ketapain.clinic.db import Database
 from ketapain.config import Settings
 from ketapain.web import errors, pages
 from ketapain.web.api import auth, courses, fhir, infusions, patients
+from ketapain.web.security import SecurityMiddleware
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -37,6 +38,7 @@ def create_app(
     app.state.demo = demo
     errors.install(app)
     pages.install(app)
+    app.add_middleware(SecurityMiddleware, settings=settings)
     for router in (auth.router, patients.router, courses.router, infusions.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(fhir.router)

@@ -46,6 +46,12 @@ class EventIn(Body):
     reason: str | None = None
     time_utc: AwareDatetime | None = None
     overrides: list[OverrideIn] = Field(default_factory=list)
+    expected_version: int | None = Field(
+        default=None,
+        ge=0,
+        description="The infusion's `version` the event was decided on; when another "
+        "event was charted since, the answer is 409 (conflict) instead of a lost update.",
+    )
 
 
 class ChecklistIn(Body):
@@ -110,7 +116,8 @@ def checklist_now(infusion_id: uuid.UUID, session: ReadDep, actor: ActorDep) -> 
 @router.post("/infusions/{infusion_id}/events", status_code=201)
 def event(infusion_id: uuid.UUID, body: EventIn, db: DbDep, actor: ActorDep) -> dict[str, Any]:
     """Chart a pump event; a start needs the checklist complete; a hard limit answers 409
-    unless a physician overrides it."""
+    unless a physician overrides it; an ``expected_version`` other than the infusion's
+    answers 409 naming the events charted since."""
     values = body.model_dump(exclude={"overrides"})
     return pump_event(
         db,

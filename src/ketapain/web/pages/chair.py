@@ -39,7 +39,7 @@ from ketapain.clinic.observations import RESCUE_DRUGS, RescueMedication, Severit
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.records import get_or_raise
 from ketapain.clinic.registry import patient_record
-from ketapain.errors import HardStopError, KetapainError
+from ketapain.errors import ConflictError, HardStopError, KetapainError
 from ketapain.web.deps import DbDep, RulesDep
 from ketapain.web.pages._charts import infusion_chart
 from ketapain.web.pages._render import (
@@ -207,6 +207,7 @@ def _event(
     unit = r.text("rate_unit") or "mg/h"
     reason = r.text("reason", required=kind == "rate_change", what="why the rate changes")
     when = r.when("time_at")
+    version = r.number("expected_version")
     r.done()
     # The rate field keeps the running rate; only a start or a rate change sends it.
     rates = {}
@@ -214,7 +215,8 @@ def _event(
         rates = {"rate_mg_per_kg_h" if unit == "mg/kg/h" else "rate_mg_per_h": rate}
     out = pump_event(
         db, actor, inf.id, kind=kind, reason=reason, time_utc=when,
-        overrides=tuple(overrides_in(r.form)), **rates,
+        overrides=tuple(overrides_in(r.form)),
+        expected_version=None if version is None else int(version), **rates,
     )  # fmt: skip
     msgs = [
         ("warning", f"{f['reason']} ({f['source'] or 'drug library'})")
@@ -314,6 +316,10 @@ async def act(
             request, db, me, infusion_id, status=409, values=form,
             errors=field_errors(err), hard_stops=stops,
         )  # fmt: skip
+    except ConflictError as err:
+        return _page(
+            request, db, me, infusion_id, status=409, values=form, errors=field_errors(err)
+        )
     except KetapainError as err:
         return _page(
             request, db, me, infusion_id, status=422, values=form, errors=field_errors(err)

@@ -1,0 +1,411 @@
+"""Backups and restores of the clinic database (``ketapain backup``, ``ketapain restore``).
+
+SQLite is copied with its online backup API (``sqlite3.Connection.backup``): the server
+may keep charting while the copy is taken, and the copy is a consistent snapshot of one
+moment. It is written beside the target under a temporary name, checked with
+``PRAGMA integrity_check``, flushed to disk and only then renamed, so that a crash never
+leaves a half-written file under the backup's name. PostgreSQL is dumped with
+``pg_dump --format=custom`` (a consistent snapshot too) and restored with
+``pg_restore --single-transaction``, which either restores everything or nothing.
+
+A restore refuses a target that holds a database already unless told to replace it,
+migrates the restored database to this version's schema, and audits itself in it. A
+backup is audited in the database it copies. :func:`content_digest` gives each table's
+row count and a SHA-256 of its rows, the same for a database and its restored copy.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import URL, make_url
+
+from ketapain.clinic import migrate
+from ketapain.clinic.audit import SYSTEM, record_event, verify_trail
+from ketapain.clinic.db import Base, Database
+from ketapain.errors import ConflictError, InvalidValueError, KetapainError
+
+__all__ = [
+    "BackupInfo",
+    "BackupToolError",
+    "RestoreInfo",
+    "backup",
+    "content_digest",
+    "restore",
+]
+
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+_PG_MAGIC: Final = b"PGDMP"
+# Pages copied per step of the SQLite online backup (4 MiB with 4 KiB pages).
+_PAGES_PER_STEP: Final = 1024
+
+Progress = Callable[[int, int], None]
+
+
+class BackupToolError(KetapainError):
+    """pg_dump or pg_restore is missing or failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInfo:
+    """A backup written: where, how big, its SHA-256, the schema and the tables' rows."""
+
+    path: Path
+    engine: str
+    size_bytes: int
+    sha256: str
+    revision: str | None
+    rows: dict[str, int]
+    audit_head: tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreInfo:
+    """A restore done: from where, the revision before and after, the rows, the audit."""
+
+    source: Path
+    engine: str
+    revision_restored: str | None
+    revision_now: str
+    rows: dict[str, int]
+    audit_intact: bool
+    audit_entries: int
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _engine_of(url: str) -> str:
+    if url.startswith("sqlite"):
+        return "sqlite"
+    if url.startswith("postgresql"):
+        return "postgresql"
+    raise InvalidValueError("database_url", "an sqlite:/// or postgresql+psycopg:// URL", url)
+
+
+def _sqlite_file(url: str) -> Path:
+    name = make_url(url).database
+    if not name or name == ":memory:":
+        raise InvalidValueError("database_url", "an SQLite file (not an in-memory database)", url)
+    return Path(name)
+
+
+def _fsync_rename(tmp: Path, final: Path) -> None:
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(final)
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _row_counts(db: Database) -> dict[str, int]:
+    tables = set(inspect(db.engine).get_table_names())
+    with db.engine.connect() as conn:
+        return {
+            t.name: int(conn.execute(select(text("count(*)")).select_from(t)).scalar_one())
+            for t in Base.metadata.sorted_tables
+            if t.name in tables
+        }
+
+
+def _audit_head(db: Database) -> tuple[int, str]:
+    with db.read() as session:
+        result = verify_trail(session)
+    return result.head_seq, result.head_sha256
+
+
+def backup(url: str, out: Path, *, progress: Progress | None = None) -> BackupInfo:
+    """Write a consistent copy of the database at ``url`` to ``out`` and audit it there."""
+    engine = _engine_of(url)
+    out = out.resolve()
+    if out.exists():
+        raise ConflictError("out", f"{out} exists already: name a new file")
+    if not out.parent.is_dir():
+        raise InvalidValueError("out", "a file in an existing folder", str(out))
+    db = Database.connect(url)
+    try:
+        revision = migrate.current(db)
+        tmp = out.with_name(f".{out.name}.partial")
+        tmp.unlink(missing_ok=True)
+        try:
+            if engine == "sqlite":
+                _sqlite_backup(_sqlite_file(url), tmp, progress)
+            else:
+                _pg_dump(make_url(url), tmp)
+            _fsync_rename(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        sha256 = _file_sha256(out)
+        # An older schema is copied as it is (back up before `ketapain db upgrade`); only
+        # this version's schema has the audit chain to read and write.
+        at_head = revision == migrate.head()
+        info = BackupInfo(
+            path=out,
+            engine=engine,
+            size_bytes=out.stat().st_size,
+            sha256=sha256,
+            revision=revision,
+            rows=_row_counts(db),
+            audit_head=_audit_head(db) if at_head else (0, ""),
+        )
+        if at_head:
+            record_event(
+                db,
+                SYSTEM,
+                action="backup",
+                entity="database",
+                detail=f"backup to {out} ({info.size_bytes} bytes, sha256 {sha256}) "
+                f"by operating-system user {getpass.getuser()}",
+            )
+        return info
+    finally:
+        db.dispose()
+
+
+def _sqlite_backup(source: Path, tmp: Path, progress: Progress | None) -> None:
+    if not source.is_file():
+        raise InvalidValueError("database_url", "an existing SQLite file", str(source))
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(tmp)
+    try:
+        callback = (
+            None if progress is None else (lambda _s, left, total: progress(total - left, total))
+        )
+        src.backup(dst, pages=_PAGES_PER_STEP, progress=callback)
+        # One self-contained file: no write-ahead log beside it.
+        dst.execute("PRAGMA journal_mode=DELETE")
+        check = dst.execute("PRAGMA integrity_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise ConflictError("backup", f"the copy fails SQLite's integrity check: {check}")
+    finally:
+        dst.close()
+        src.close()
+
+
+def _pg_tool(name: str) -> str:
+    """The newest installed ``pg_dump``/``pg_restore`` (Debian keeps one per version)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if found:
+        return str(found[-1])
+    on_path = shutil.which(name)
+    if on_path is None:
+        raise BackupToolError(
+            f"{name} is not installed: install the PostgreSQL client "
+            "(Debian: apt-get install postgresql-client)"
+        )
+    return on_path
+
+
+def _pg_args(url: URL) -> tuple[list[str], dict[str, str]]:
+    args = [f"--dbname={url.database}"]
+    if url.host:
+        args.append(f"--host={url.host}")
+    if url.port:
+        args.append(f"--port={url.port}")
+    if url.username:
+        args.append(f"--username={url.username}")
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    return args, env
+
+
+def _run(command: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tool = Path(command[0]).name
+        raise BackupToolError(f"{tool} failed (exit {done.returncode}): {done.stderr.strip()}")
+
+
+def _pg_dump(url: URL, tmp: Path) -> None:
+    args, env = _pg_args(url)
+    _run(
+        [
+            _pg_tool("pg_dump"),
+            "--format=custom",
+            "--no-owner",
+            "--no-privileges",
+            f"--file={tmp}",
+            *args,
+        ],
+        env,
+    )
+
+
+def _kind_of_file(path: Path) -> str:
+    if not path.is_file():
+        raise InvalidValueError("backup", "an existing backup file", str(path))
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(_SQLITE_MAGIC):
+        return "sqlite"
+    if head.startswith(_PG_MAGIC):
+        return "postgresql"
+    raise InvalidValueError(
+        "backup", "a file written by `ketapain backup` (SQLite or pg_dump custom format)", str(path)
+    )
+
+
+def _check_sqlite_backup(path: Path) -> str | None:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        check = conn.execute("PRAGMA integrity_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise ConflictError("backup", f"{path} fails SQLite's integrity check: {check}")
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.DatabaseError:
+            raise InvalidValueError(
+                "backup", "a backup of a ketapain database", str(path)
+            ) from None
+        return None if row is None else str(row[0])
+    finally:
+        conn.close()
+
+
+def _holds_tables(db: Database) -> bool:
+    return bool(inspect(db.engine).get_table_names())
+
+
+def restore(
+    source: Path, url: str, *, replace: bool = False, progress: Progress | None = None
+) -> RestoreInfo:
+    """Restore the backup ``source`` into the database at ``url``, migrate it to this
+    version and audit the restore in it. A target holding tables is refused unless
+    ``replace``; a backup restores only into the same kind of database."""
+    source = source.resolve()
+    kind, engine = _kind_of_file(source), _engine_of(url)
+    if kind != engine:
+        raise InvalidValueError(
+            "database_url",
+            f"a {kind} database (the backup is of {kind}; use FHIR export/import to move "
+            "records between kinds of database)",
+            url,
+        )
+    db = Database.connect(url)
+    try:
+        if _holds_tables(db) and not replace:
+            raise ConflictError(
+                "database_url",
+                "the target database holds tables already: restore into a new database, "
+                "or pass --replace to overwrite it",
+            )
+        if kind == "sqlite":
+            revision = _check_sqlite_backup(source)
+            db.dispose()
+            _sqlite_restore(source, _sqlite_file(url), progress)
+        else:
+            revision = None
+            _pg_restore(db, make_url(url), source)
+        db.dispose()
+        db = Database.connect(url)
+        if revision is None:
+            revision = migrate.current(db)
+        now = migrate.upgrade(db)
+        record_event(
+            db,
+            SYSTEM,
+            action="restore",
+            entity="database",
+            detail=f"restored from {source} (sha256 {_file_sha256(source)}, revision "
+            f"{revision}) by operating-system user {getpass.getuser()}",
+        )
+        with db.read() as session:
+            trail = verify_trail(session)
+        return RestoreInfo(
+            source=source,
+            engine=engine,
+            revision_restored=revision,
+            revision_now=now,
+            rows=_row_counts(db),
+            audit_intact=trail.intact,
+            audit_entries=trail.entries,
+        )
+    finally:
+        db.dispose()
+
+
+def _sqlite_restore(source: Path, target: Path, progress: Progress | None) -> None:
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
+        callback = (
+            None if progress is None else (lambda _s, left, total: progress(total - left, total))
+        )
+        src.backup(dst, pages=_PAGES_PER_STEP, progress=callback)
+        dst.execute("PRAGMA journal_mode=WAL")
+    finally:
+        dst.close()
+        src.close()
+
+
+def _pg_restore(db: Database, url: URL, source: Path) -> None:
+    if _holds_tables(db):
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    db.dispose()
+    args, env = _pg_args(url)
+    _run(
+        [
+            _pg_tool("pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--single-transaction",
+            *args,
+            str(source),
+        ],
+        env,
+    )
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, str | int | float | bool | dict | list):
+        return value
+    return str(value)
+
+
+def content_digest(db: Database) -> dict[str, tuple[int, str]]:
+    """Each table's row count and the SHA-256 of its rows in primary-key order."""
+    tables = set(inspect(db.engine).get_table_names())
+    out: dict[str, tuple[int, str]] = {}
+    with db.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            digest, count = hashlib.sha256(), 0
+            query = select(table).order_by(*table.primary_key.columns)
+            for row in conn.execute(query):
+                values = [_canonical(v) for v in row]
+                digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+                count += 1
+            out[table.name] = (count, digest.hexdigest())
+    return out
