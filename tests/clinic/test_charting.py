@@ -14,10 +14,8 @@ from ketapain.clinic.audit import AuditEntry
 from ketapain.clinic.charting import (
     acknowledge_alarm,
     discharge_check,
-    hang_infusion,
     infusion_view,
     open_alarms,
-    pump_event,
     record_score,
     record_vitals,
 )
@@ -25,6 +23,7 @@ from ketapain.clinic.courses import course_view
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.infusions import InfusionEvent
 from ketapain.clinic.observations import DischargeCheck, Score
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.screenings import OverrideRecord
 from ketapain.clinic.treatment import change_status, create_course

@@ -23,7 +23,7 @@ from ketapain.analytics.report import CohortAnalysis, analyse
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import Actor, list_entries
-from ketapain.clinic.charting import hang_infusion, pump_event, record_score, record_vitals
+from ketapain.clinic.charting import record_score, record_vitals
 from ketapain.clinic.checklist import record_checklist
 from ketapain.clinic.courses import Course, current_plan
 from ketapain.clinic.db import Database, utc_now
@@ -33,6 +33,7 @@ from ketapain.clinic.observations import Score, SideEffect
 from ketapain.clinic.outcomes import analysis_table, cohort_table
 from ketapain.clinic.patients import BodyMeasurement, Diagnosis, LabResult, Medication, Patient
 from ketapain.clinic.permissions import Action
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.treatment import book_booster, change_status, create_course, replan
 from ketapain.errors import AccessDeniedError, InvalidValueError

@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import AuditEntry
-from ketapain.clinic.charting import hang_infusion, record_vitals
+from ketapain.clinic.charting import record_vitals
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.patients import BodyMeasurement, HistoryItem, LabResult, Medication
 from ketapain.clinic.permissions import Action
+from ketapain.clinic.pump import hang_infusion
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.screenings import (
     OverrideRecord,

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.audit import list_entries
-from ketapain.clinic.charting import hang_infusion, pump_event, record_score, record_vitals
+from ketapain.clinic.charting import record_score, record_vitals
 from ketapain.clinic.checklist import record_checklist
 from ketapain.clinic.courses import current_plan
 from ketapain.clinic.infusions import (
@@ -40,6 +40,7 @@ from ketapain.clinic.infusions import (
 from ketapain.clinic.observations import RescueMedication, Score, SideEffect, VitalSigns
 from ketapain.clinic.patients import Allergy, HistoryItem, LabResult, Medication
 from ketapain.clinic.permissions import Action
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.treatment import create_course, replan
 from ketapain.errors import AccessDeniedError, KetapainError, RecordNotFoundError

@@ -20,8 +20,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ketapain.cli.main import app
-from ketapain.clinic.charting import hang_infusion, pump_event, record_score, record_vitals
+from ketapain.clinic.charting import record_score, record_vitals
 from ketapain.clinic.checklist import record_checklist
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.treatment import create_course
 from ketapain.fhir.export import export_bundle
 from ketapain.fhir.outcome import capability_statement

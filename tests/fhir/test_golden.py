@@ -38,7 +38,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.audit import Actor
-from ketapain.clinic.charting import hang_infusion, pump_event, record_score, record_vitals
+from ketapain.clinic.charting import record_score, record_vitals
 from ketapain.clinic.checklist import record_checklist
 from ketapain.clinic.db import Database
 from ketapain.clinic.observations import DischargeCheck, RescueMedication, SideEffect
@@ -51,6 +51,7 @@ from ketapain.clinic.patients import (
     Medication,
 )
 from ketapain.clinic.permissions import Action
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.treatment import create_course, prescribe_oral
 from ketapain.fhir.export import export_bundle

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor, AuditEntry, list_entries
-from ketapain.clinic.charting import hang_infusion, pump_event, record_score, record_vitals
+from ketapain.clinic.charting import record_score, record_vitals
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.observations import Score, VitalSigns
 from ketapain.clinic.patients import (
@@ -44,6 +44,7 @@ from ketapain.clinic.patients import (
     Patient,
 )
 from ketapain.clinic.permissions import Action
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.registry import patient_record, register_patient
 from ketapain.clinic.treatment import create_course
 from ketapain.errors import AccessDeniedError

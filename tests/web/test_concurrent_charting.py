@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from ketapain.clinic.accounts import TokenKind, User, create_user, issue_token
 from ketapain.clinic.audit import SYSTEM
-from ketapain.clinic.charting import pump_event
 from ketapain.clinic.db import Database
 from ketapain.clinic.infusions import InfusionEvent
+from ketapain.clinic.pump import pump_event
 from ketapain.config import Settings
 from ketapain.errors import ConflictError
 

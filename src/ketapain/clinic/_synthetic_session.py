@@ -18,8 +18,8 @@ from ketapain.clinic import _synthetic_rows as rows
 from ketapain.clinic._synthetic_plans import BAG
 from ketapain.clinic._synthetic_rows import Chart, Draws, clip, cumulative, pick, score
 from ketapain.clinic.alarms import DEFAULT_RULES, Rule, evaluate
-from ketapain.clinic.charting import _plan_max_rate
 from ketapain.clinic.observations import VITAL_RANGES
+from ketapain.clinic.pump import plan_max_rate
 from ketapain.clinic.synthetic import (
     ALARM_SESSION_RATE,
     EARLY_STOP_IF_SIGNIFICANT,
@@ -79,7 +79,7 @@ def chart_session(
             "dosing_weight_kg": dosing_kg,
             "program": s["steps"],
             "plan_version": 1,
-            "plan_max_rate_mg_per_h": _plan_max_rate(plan, k, dosing_kg),
+            "plan_max_rate_mg_per_h": plan_max_rate(plan, k, dosing_kg),
         }
     )
     if k == 1:

@@ -3,7 +3,7 @@
 A nurse confirms consent, the escort home, fasting and the medication review, and
 ticks the planned premedication given (or says why not). Baseline vital signs and a
 baseline pain score are not ticked: they are read from the chart. The pump does not
-start until every item holds (:func:`ketapain.clinic.charting.pump_event`).
+start until every item holds (:func:`ketapain.clinic.pump.pump_event`).
 
 The items follow the pre-infusion checklists of infusion-clinic software (clinical
 reference §6: eligibility, fasting, medication changes, baseline vitals, consent) and

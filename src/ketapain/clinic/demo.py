@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import func, select
 
-from ketapain.clinic import accounts, charting, checklist, registry, screenings, treatment
+from ketapain.clinic import accounts, charting, checklist, pump, registry, screenings, treatment
 from ketapain.clinic._service import add_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import SYSTEM, Actor
@@ -246,7 +246,7 @@ def _chart_session(
     nrs_after: float = 4.0,
 ) -> None:
     s = plan["sessions"][number - 1]
-    inf = charting.hang_infusion(
+    inf = pump.hang_infusion(
         db, nurse, course_id, session_number=number, bag_mg=250, bag_ml=250,
         lot=f"KET-2611-{number:02d}",
     )  # fmt: skip
@@ -267,7 +267,7 @@ def _chart_session(
         escort_name="family member", fasting_confirmed=True, medications_reviewed=True,
         premedication_given=[p["drug"] for p in plan["premedication"] if not p["prn"]],
     )  # fmt: skip
-    charting.pump_event(
+    pump.pump_event(
         db,
         nurse,
         inf.id,
@@ -278,7 +278,7 @@ def _chart_session(
     vitals(measured_utc=half_hour, sbp_mmhg=sbp_peak, dbp_mmhg=84, hr_per_min=80, rr_per_min=15,
            spo2_pct=97)  # fmt: skip
     score(instrument="moaas", value=4, measured_utc=half_hour)
-    charting.pump_event(db, nurse, inf.id, kind="stop", time_utc=end)
+    pump.pump_event(db, nurse, inf.id, kind="stop", time_utc=end)
     score(instrument="pain_nrs", value=nrs_after, measured_utc=end)
     score(instrument="aldrete", items=_ALDRETE_10, measured_utc=end + timedelta(hours=2))
     score(instrument="padss", items=_PADSS_9, measured_utc=end + timedelta(hours=2))

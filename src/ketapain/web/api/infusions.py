@@ -10,17 +10,11 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, Field
 
 from ketapain.clinic.audit import list_entries
-from ketapain.clinic.charting import (
-    acknowledge_alarm,
-    discharge_check,
-    hang_infusion,
-    infusion_view,
-    open_alarms,
-    pump_event,
-)
+from ketapain.clinic.charting import acknowledge_alarm, discharge_check, infusion_view, open_alarms
 from ketapain.clinic.checklist import checklist_status, record_checklist
 from ketapain.clinic.infusions import Infusion
 from ketapain.clinic.permissions import Action, require
+from ketapain.clinic.pump import hang_infusion, pump_event
 from ketapain.clinic.records import get_or_raise
 from ketapain.web.api._schemas import Body, OverrideIn
 from ketapain.web.deps import ActorDep, DbDep, ReadDep

@@ -21,7 +21,6 @@ from ketapain.clinic.charting import (
     discharge_check,
     infusion_view,
     open_alarms,
-    pump_event,
     record_score,
     record_vitals,
 )
@@ -37,6 +36,7 @@ from ketapain.clinic.infusions import Infusion
 from ketapain.clinic.instruments import INSTRUMENTS
 from ketapain.clinic.observations import RESCUE_DRUGS, RescueMedication, Severity, SideEffect
 from ketapain.clinic.permissions import Action
+from ketapain.clinic.pump import pump_event
 from ketapain.clinic.records import get_or_raise
 from ketapain.clinic.registry import patient_record
 from ketapain.errors import ConflictError, HardStopError, KetapainError

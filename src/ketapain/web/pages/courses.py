@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketapain.clinic.audit import Actor, reading
-from ketapain.clinic.charting import hang_infusion
 from ketapain.clinic.courses import CourseStatus, course_view
 from ketapain.clinic.db import Database
 from ketapain.clinic.progress import course_progress
+from ketapain.clinic.pump import hang_infusion
 from ketapain.clinic.registry import patient_record
 from ketapain.clinic.treatment import (
     book_booster,
