@@ -122,8 +122,11 @@ def verify_command(
     try:
         anchors = dict(parse_anchor(a) for a in anchor or [])
         _, db = _open_migrated(database_url)
-        with db.read() as session:
-            result = verify_trail(session, anchors=anchors)
+        try:
+            with db.read() as session:
+                result = verify_trail(session, anchors=anchors)
+        finally:
+            db.dispose()
     except KetapainError as err:
         raise _fail(err) from None
     if output_format == "json":

@@ -344,7 +344,14 @@ def list_entries(
 
 
 def verify_trail(session: Session, *, anchors: dict[int, str] | None = None) -> Verification:
-    """Check the whole audit trail's hash chain (``ketapain audit verify``)."""
+    """Check the whole audit trail's hash chain (``ketapain audit verify``).
+
+    The entries and the head are read in one snapshot (on PostgreSQL a repeatable-read
+    transaction), so that a write committed meanwhile is not taken for a break.
+    ``session`` must not have begun a transaction yet.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     columns = [AuditEntry.id, AuditEntry.seq, AuditEntry.prev_sha256, AuditEntry.sha256]
     columns += [getattr(AuditEntry, name) for name in CONTENT]
     # Chained entries in chain order, then any entry inserted around the chain.

@@ -223,9 +223,9 @@ def verify_chain(
 def parse_anchor(text: str) -> tuple[int, str]:
     """``SEQ:SHA256`` as written by ``ketapain audit verify`` (the head it printed)."""
     seq, _, digest = text.partition(":")
-    digest = digest.strip().lower()
+    seq, digest = seq.strip(), digest.strip().lower()
     if (
-        not seq.strip().isdigit()
+        not (seq.isascii() and seq.isdigit())
         or len(digest) != 64
         or any(c not in "0123456789abcdef" for c in digest)
     ):

@@ -20,6 +20,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -29,11 +30,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import URL, make_url
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import NullPool
 
 from ketapain.clinic import migrate
 from ketapain.clinic.audit import SYSTEM, record_event, verify_trail
+from ketapain.clinic.audit_chain import AuditChainHead
 from ketapain.clinic.db import Base, Database
 from ketapain.errors import ConflictError, InvalidValueError, KetapainError
 
@@ -118,68 +122,80 @@ def _fsync_rename(tmp: Path, final: Path) -> None:
         os.close(dir_fd)
 
 
-def _row_counts(db: Database) -> dict[str, int]:
-    tables = set(inspect(db.engine).get_table_names())
-    with db.engine.connect() as conn:
-        return {
-            t.name: int(conn.execute(select(text("count(*)")).select_from(t)).scalar_one())
-            for t in Base.metadata.sorted_tables
-            if t.name in tables
-        }
-
-
-def _audit_head(db: Database) -> tuple[int, str]:
-    with db.read() as session:
-        result = verify_trail(session)
-    return result.head_seq, result.head_sha256
+def _describe(conn: Connection) -> tuple[str | None, dict[str, int], tuple[int, str]]:
+    """The revision, the rows per table and the audit chain's head seen by ``conn``."""
+    revision = MigrationContext.configure(conn).get_current_revision()
+    tables = set(inspect(conn).get_table_names())
+    rows = {
+        t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+        for t in Base.metadata.sorted_tables
+        if t.name in tables
+    }
+    head = (0, "")
+    if AuditChainHead.__tablename__ in tables:
+        row = conn.execute(
+            select(AuditChainHead.seq, AuditChainHead.sha256).where(AuditChainHead.id == 1)
+        ).first()
+        head = (0, "") if row is None else (int(row.seq), str(row.sha256))
+    return revision, rows, head
 
 
 def backup(url: str, out: Path, *, progress: Progress | None = None) -> BackupInfo:
-    """Write a consistent copy of the database at ``url`` to ``out`` and audit it there."""
+    """Write a consistent copy of the database at ``url`` to ``out`` and audit it there.
+
+    The rows and the audit head reported are those of the copy, not of the database as it
+    is afterwards (the clinic may chart on meanwhile).
+    """
     engine = _engine_of(url)
     out = out.resolve()
     if out.exists():
         raise ConflictError("out", f"{out} exists already: name a new file")
     if not out.parent.is_dir():
         raise InvalidValueError("out", "a file in an existing folder", str(out))
-    db = Database.connect(url)
+    if engine == "sqlite" and not _sqlite_file(url).is_file():
+        raise InvalidValueError("database_url", "an existing SQLite file", url)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.unlink(missing_ok=True)
     try:
-        revision = migrate.current(db)
-        tmp = out.with_name(f".{out.name}.partial")
+        if engine == "sqlite":
+            _sqlite_backup(_sqlite_file(url), tmp, progress)
+            copy = create_engine(f"sqlite:///{tmp}", poolclass=NullPool)
+            try:
+                with copy.connect() as conn:
+                    revision, rows, head = _describe(conn)
+            finally:
+                copy.dispose()
+        else:
+            revision, rows, head = _pg_dump(url, tmp)
+        _fsync_rename(tmp, out)
+    finally:
         tmp.unlink(missing_ok=True)
+    sha256 = _file_sha256(out)
+    info = BackupInfo(
+        path=out,
+        engine=engine,
+        size_bytes=out.stat().st_size,
+        sha256=sha256,
+        revision=revision,
+        rows=rows,
+        audit_head=head,
+    )
+    # An older schema is copied as it is (back up before `ketapain db upgrade`); only this
+    # version's schema has the audit chain to write the backup's entry to.
+    if revision == migrate.head():
+        db = Database.connect(url)
         try:
-            if engine == "sqlite":
-                _sqlite_backup(_sqlite_file(url), tmp, progress)
-            else:
-                _pg_dump(make_url(url), tmp)
-            _fsync_rename(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        sha256 = _file_sha256(out)
-        # An older schema is copied as it is (back up before `ketapain db upgrade`); only
-        # this version's schema has the audit chain to read and write.
-        at_head = revision == migrate.head()
-        info = BackupInfo(
-            path=out,
-            engine=engine,
-            size_bytes=out.stat().st_size,
-            sha256=sha256,
-            revision=revision,
-            rows=_row_counts(db),
-            audit_head=_audit_head(db) if at_head else (0, ""),
-        )
-        if at_head:
             record_event(
                 db,
                 SYSTEM,
                 action="backup",
                 entity="database",
-                detail=f"backup to {out} ({info.size_bytes} bytes, sha256 {sha256}) "
-                f"by operating-system user {getpass.getuser()}",
+                detail=f"backup to {out} ({info.size_bytes} bytes, sha256 {sha256}, audit "
+                f"head {head[0]}) by operating-system user {getpass.getuser()}",
             )
-        return info
-    finally:
-        db.dispose()
+        finally:
+            db.dispose()
+    return info
 
 
 def _sqlite_backup(source: Path, tmp: Path, progress: Progress | None) -> None:
@@ -240,19 +256,39 @@ def _run(command: list[str], env: dict[str, str]) -> None:
         raise BackupToolError(f"{tool} failed (exit {done.returncode}): {done.stderr.strip()}")
 
 
-def _pg_dump(url: URL, tmp: Path) -> None:
-    args, env = _pg_args(url)
-    _run(
-        [
-            _pg_tool("pg_dump"),
-            "--format=custom",
-            "--no-owner",
-            "--no-privileges",
-            f"--file={tmp}",
-            *args,
-        ],
-        env,
-    )
+def _pg_dump(url: str, tmp: Path) -> tuple[str | None, dict[str, int], tuple[int, str]]:
+    """pg_dump of the snapshot that the rows and the audit head are read in."""
+    args, env = _pg_args(make_url(url))
+    engine = create_engine(url, poolclass=NullPool, hide_parameters=True)
+    try:
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+            described = _describe(conn)
+            _run(
+                [
+                    _pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
+                    f"--snapshot={snapshot}", f"--file={tmp}", *args,
+                ],
+                env,
+            )  # fmt: skip
+            conn.rollback()
+    finally:
+        engine.dispose()
+    return described
+
+
+def _dump_revision(source: Path) -> str | None:
+    """The Alembic revision inside a pg_dump file, read without restoring it."""
+    done = subprocess.run(
+        [_pg_tool("pg_restore"), "--data-only", "--table=alembic_version", "--file=-", str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise InvalidValueError(
+            "backup", f"a pg_dump file pg_restore can read ({done.stderr.strip()})", str(source)
+        )
+    found = re.search(r"COPY [^\n]*alembic_version[^\n]*FROM stdin;\n([^\n\\]+)\n", done.stdout)
+    return None if found is None else found.group(1).strip()
 
 
 def _kind_of_file(path: Path) -> str:
@@ -270,20 +306,34 @@ def _kind_of_file(path: Path) -> str:
 
 
 def _check_sqlite_backup(path: Path) -> str | None:
+    """The backup's revision, after SQLite's integrity check of the whole file."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        check = conn.execute("PRAGMA integrity_check").fetchone()
-        if check is None or check[0] != "ok":
-            raise ConflictError("backup", f"{path} fails SQLite's integrity check: {check}")
         try:
+            check = conn.execute("PRAGMA integrity_check").fetchone()
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as err:
             raise InvalidValueError(
-                "backup", "a backup of a ketapain database", str(path)
+                "backup", f"an undamaged backup of a ketapain database (SQLite: {err})", str(path)
             ) from None
+        if check is None or check[0] != "ok":
+            found = None if check is None else check[0]
+            raise InvalidValueError(
+                "backup", f"an undamaged backup (SQLite's integrity check: {found})", str(path)
+            )
         return None if row is None else str(row[0])
     finally:
         conn.close()
+
+
+def _check_revision(revision: str | None) -> None:
+    """Refuse a backup written by a newer version, before the target is touched."""
+    if revision is not None and not migrate.known(revision):
+        raise ConflictError(
+            "backup",
+            f"the backup is at revision {revision}, which this version of ketapain does not "
+            f"know (its newest is {migrate.head()}): restore it with the version that wrote it",
+        )
 
 
 def _holds_tables(db: Database) -> bool:
@@ -315,10 +365,12 @@ def restore(
             )
         if kind == "sqlite":
             revision = _check_sqlite_backup(source)
+            _check_revision(revision)
             db.dispose()
             _sqlite_restore(source, _sqlite_file(url), progress)
         else:
-            revision = None
+            revision = _dump_revision(source)
+            _check_revision(revision)
             _pg_restore(db, make_url(url), source)
         db.dispose()
         db = Database.connect(url)
@@ -335,12 +387,14 @@ def restore(
         )
         with db.read() as session:
             trail = verify_trail(session)
+        with db.engine.connect() as conn:
+            _, rows, _ = _describe(conn)
         return RestoreInfo(
             source=source,
             engine=engine,
             revision_restored=revision,
             revision_now=now,
-            rows=_row_counts(db),
+            rows=rows,
             audit_intact=trail.intact,
             audit_entries=trail.entries,
         )

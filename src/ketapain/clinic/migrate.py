@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 
 from ketapain.clinic.db import Database
 
-__all__ = ["MIGRATIONS_DIR", "current", "head", "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "current", "head", "known", "upgrade"]
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 
@@ -35,6 +35,12 @@ def head() -> str:
     if rev is None:  # pragma: no cover - the package ships its migrations
         raise RuntimeError("no migrations found")
     return rev
+
+
+def known(rev: str) -> bool:
+    """Whether ``rev`` is a revision shipped with this version (not a newer one)."""
+    script = ScriptDirectory.from_config(_config())
+    return rev in {r.revision for r in script.walk_revisions()}
 
 
 def current(db: Database) -> str | None:
