@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -30,7 +31,18 @@ from ketapain.errors import (
 )
 
 PASSWORD = "test-password-1"  # the staff password of tests/conftest.py
-WRONG = "wrong username or password"
+
+
+def refused(settings: Settings | None = None) -> str:
+    """The one answer to every refused login (unknown user, wrong password, locked)."""
+    settings = settings or Settings()
+    return (
+        f"wrong username or password, or the account is locked ({settings.lockout_attempts} "
+        f"failed attempts in a row lock it for {settings.lockout_min} min)"
+    )
+
+
+WRONG = re.escape(refused())
 # Time allowed between computing an expected time and the code computing its own.
 SLACK = timedelta(seconds=30)
 
@@ -204,38 +216,42 @@ def test_authenticate(db: Database, staff: dict[str, Actor]) -> None:
         authenticate(db, Settings(), username="nobody", password=PASSWORD)
     with pytest.raises(AuthenticationError) as wrong:
         authenticate(db, Settings(), username="doc", password="not-the-password")
-    assert str(unknown.value) == WRONG
-    assert str(wrong.value) == WRONG
+    assert str(unknown.value) == refused()
+    assert str(wrong.value) == refused()
     with db.session() as session:
         failed = list_entries(session, action="login_failed")
     assert len(failed) == 2
     assert {e.actor_username for e in failed} == {"system"}
     assert {e.entity for e in failed} == {"users"}
     assert "nobody" in (failed[0].detail or "")
-    assert failed[1].detail == WRONG
+    assert failed[1].detail == "wrong password"
     assert PASSWORD not in json.dumps([e.as_dict() for e in failed])
 
 
 def test_lockout_and_its_end(db: Database, staff: dict[str, Actor]) -> None:
     """lockout_attempts failures in a row lock the account, even against the right password."""
     settings = Settings(lockout_attempts=3, lockout_min=20)
+    message = f"^{re.escape(refused(settings))}$"
     for _ in range(2):
-        with pytest.raises(AuthenticationError, match=f"^{WRONG}$"):
+        with pytest.raises(AuthenticationError, match=message):
             authenticate(db, settings, username="nurse", password="bad-password")
     assert _user(db, "nurse").failed_logins == 2
     expected = utc_now() + timedelta(minutes=20)
-    with pytest.raises(AuthenticationError, match=r"locked for 20 min after 3 failed attempts"):
+    with pytest.raises(AuthenticationError, match=message):
         authenticate(db, settings, username="nurse", password="bad-password")
     locked = _user(db, "nurse")
     assert locked.locked_until_utc is not None
     assert locked.locked_until_utc.utcoffset() == timedelta(0)
     assert abs(locked.locked_until_utc - expected) < SLACK
-    with pytest.raises(AuthenticationError, match=r"^account locked until \d{4}-\d\d-\d\d "):
+    with pytest.raises(AuthenticationError, match=message):
         authenticate(db, settings, username="nurse", password=PASSWORD)
-    with pytest.raises(AuthenticationError, match=r"^account locked until "):
+    with pytest.raises(AuthenticationError, match=message):
         authenticate(db, settings, username="nurse", password="bad-password")
     with db.session() as session:
-        assert len(list_entries(session, action="login_failed")) == 5
+        details = [e.detail or "" for e in list_entries(session, action="login_failed")]
+    assert len(details) == 5
+    assert details[2] == "wrong password; account locked for 20 min after 3 failed attempts"
+    assert all(re.match(r"account locked until \d{4}-\d\d-\d\d ", d) for d in details[3:])
     # Once locked_until_utc has passed, the right password works and clears the lock.
     _set_user(db, staff["admin"], "nurse", locked_until_utc=utc_now() - timedelta(seconds=1))
     assert authenticate(db, settings, username="nurse", password=PASSWORD).username == "nurse"
@@ -247,6 +263,7 @@ def test_lockout_and_its_end(db: Database, staff: dict[str, Actor]) -> None:
 def test_success_resets_failed_count(db: Database) -> None:
     """A successful login resets the count, so only failures in a row lock the account."""
     settings = Settings(lockout_attempts=3)
+    WRONG = re.escape(refused(settings))
     for _ in range(2):
         with pytest.raises(AuthenticationError, match=f"^{WRONG}$"):
             authenticate(db, settings, username="desk", password="bad-password")

@@ -48,19 +48,23 @@ def test_token_refused(api: TestClient, usernames: dict[str, str]) -> None:
     """A wrong password and an unknown user get the same 401 JSON answer, and no token."""
     for name, password in ((usernames["nurse"], "wrong-password-1"), ("nobody", PASSWORD)):
         body = _assert_401(_token(api, name, password))
-        assert body["message"] == "wrong username or password"
+        assert body["message"].startswith("wrong username or password, or the account is locked")
         assert "access_token" not in body
 
 
 def test_lockout_after_five_failures(
     api: TestClient, usernames: dict[str, str], headers: dict[str, Any], audit_log: Any
 ) -> None:
-    """The fifth wrong password locks the account; then even the right one gets 401 locked."""
+    """The fifth wrong password locks the account; then even the right one gets the same
+    401 (one message for every refusal, so that it does not tell which usernames exist)."""
     name = usernames["physician"]
-    for _ in range(Settings().lockout_attempts - 1):
-        assert "locked" not in _assert_401(_token(api, name, "wrong-password-1"))["message"]
-    assert "locked" in _assert_401(_token(api, name, "wrong-password-1"))["message"]
-    assert "locked" in _assert_401(_token(api, name, PASSWORD))["message"]
+    messages = [
+        _assert_401(_token(api, name, "wrong-password-1"))["message"]
+        for _ in range(Settings().lockout_attempts)
+    ]
+    messages.append(_assert_401(_token(api, name, PASSWORD))["message"])
+    assert len(set(messages)) == 1
+    assert "locked" in messages[0]
     failed = audit_log(action="login_failed")
     assert len(failed) == Settings().lockout_attempts + 1
     users = {u["username"]: u for u in api.get(f"{API}/users", headers=headers["admin"]).json()}

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar, Final
 
 from argon2 import PasswordHasher
@@ -170,16 +171,23 @@ def list_users(session: Session) -> Sequence[User]:
 def authenticate(db: Database, settings: Settings, *, username: str, password: str) -> User:
     """The user if the password is right; counts failures and locks the account.
 
-    Raises :class:`AuthenticationError` with the same message for an unknown user and a
-    wrong password, so that the answer does not reveal which usernames exist.
+    Raises :class:`AuthenticationError` with one message for an unknown user, an inactive
+    one, a wrong password and a locked account, and hashes the password in every case,
+    so that neither the answer nor its time tells which usernames exist. The audit entry
+    records the real reason.
     """
     now = utc_now()
-    wrong = "wrong username or password"
+    refused = (
+        f"wrong username or password, or the account is locked ({settings.lockout_attempts} "
+        f"failed attempts in a row lock it for {settings.lockout_min} min)"
+    )
     with unit_of_work(db, SYSTEM) as session:
         user = session.scalar(select(User).where(User.username == username.strip()))
         if user is None or not user.active:
-            outcome = f"{wrong} (unknown or inactive user {username!r})"
+            _verify(_dummy_hash(), password)
+            outcome = f"unknown or inactive user {username!r}"
         elif user.locked_until_utc is not None and user.locked_until_utc > now:
+            _verify(user.password_hash, password)
             outcome = f"account locked until {user.locked_until_utc:%Y-%m-%d %H:%M} UTC"
         elif _verify(user.password_hash, password):
             session.info["actor"] = user.actor()
@@ -189,16 +197,22 @@ def authenticate(db: Database, settings: Settings, *, username: str, password: s
             return user
         else:
             user.failed_logins += 1
-            outcome = wrong
+            outcome = "wrong password"
             if user.failed_logins >= settings.lockout_attempts:
                 user.locked_until_utc = now + timedelta(minutes=settings.lockout_min)
                 user.failed_logins = 0
                 outcome = (
-                    f"{wrong}; account locked for {settings.lockout_min} min after "
+                    f"wrong password; account locked for {settings.lockout_min} min after "
                     f"{settings.lockout_attempts} failed attempts"
                 )
     record_event(db, SYSTEM, action="login_failed", entity="users", detail=outcome)
-    raise AuthenticationError(outcome if "locked" in outcome else wrong)
+    raise AuthenticationError(refused)
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when there is no user, so that it takes as long."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -16,6 +16,7 @@ same way on a transaction-scoped advisory lock, so that the audit trail's hash c
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,6 +33,19 @@ __all__ = ["PG_WRITE_LOCK", "Base", "Database", "UTCDateTime", "utc_now"]
 
 # Wait this long for another writer before giving up (SQLite busy timeout).
 _BUSY_TIMEOUT_MS: Final = 30_000
+
+
+class _NoResultRows(logging.Filter):
+    """SQLAlchemy logs each result row at DEBUG (``echo="debug"``): rows are patient data,
+    so they are dropped even when SQL logging is turned on; statements (INFO) pass, their
+    parameters hidden (``hide_parameters``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoResultRows())
+
 # The PostgreSQL advisory lock every write transaction holds (any fixed 64-bit key).
 PG_WRITE_LOCK: Final = 0x6B65_7461_6175_6474
 

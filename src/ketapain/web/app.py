@@ -38,7 +38,12 @@ def create_app(
     app.state.demo = demo
     errors.install(app)
     pages.install(app)
-    app.add_middleware(SecurityMiddleware, settings=settings)
+    docs = {app.docs_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(
+        SecurityMiddleware,
+        settings=settings,
+        fixed_paths=frozenset(p for p in docs if p),
+    )
     for router in (auth.router, patients.router, courses.router, infusions.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(fhir.router)

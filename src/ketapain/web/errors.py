@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ketapain.clinic.accounts import resolve_token
 from ketapain.errors import (
     AccessDeniedError,
     AppendOnlyError,
@@ -40,6 +41,7 @@ from ketapain.errors import (
 from ketapain.fhir.intake import FhirImportError
 from ketapain.fhir.outcome import ISSUE_CODE, issue, operation_outcome
 from ketapain.protocols.findings import Finding
+from ketapain.web.deps import secret_of
 from ketapain.web.pages._render import render, sign_in_url
 
 __all__ = ["API_PATHS", "install"]
@@ -90,6 +92,22 @@ def _outcome(content: dict[str, Any], status_code: int, headers: dict[str, str] 
     )  # fmt: skip
 
 
+# The API's routes that take a body without credentials (they are how one signs in).
+_SIGN_IN_PATHS: Final = ("/api/v1/auth/token", "/api/v1/auth/login")
+
+
+def _anonymous(request: Request) -> AuthenticationError | None:
+    """Why an API or FHIR request is refused for its credentials, if it is."""
+    path = request.url.path
+    if not path.startswith(("/api/", *FHIR_PATHS)) or path in _SIGN_IN_PATHS:
+        return None
+    try:
+        resolve_token(request.app.state.db, request.app.state.settings, secret_of(request))
+    except AuthenticationError as err:
+        return err
+    return None
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc if x != "body") or "body"
 
@@ -105,6 +123,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_r: Request, err: RequestValidationError) -> Response:
+        # FastAPI reads the body before the dependencies that check the credentials: a
+        # request that is both anonymous and malformed is answered 401, not 422.
+        anonymous = _anonymous(_r)
+        if anonymous is not None:
+            return await _auth(_r, anonymous)
         errors = [{"field": _loc(tuple(e["loc"])), "message": e["msg"]} for e in err.errors()]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         return _answer(

@@ -18,6 +18,9 @@ Strict-Transport-Security       one year, only when the deployment runs behind T
                                 (``KETAPAIN_SECURE_COOKIES=1``)
 ==============================  ==========================================================
 
+Behind TLS every cookie set (the session, the sign-in form's, the flash messages') also
+gets the ``Secure`` attribute here, whichever part of the application set it.
+
 The API docs page (``/docs``) loads Swagger UI from its CDN and runs an inline script, so
 its policy allows that CDN and inline code; it holds no patient data.
 
@@ -75,14 +78,20 @@ _COMMON: Final = (
 _HSTS: Final = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
-def route_of(scope: Scope) -> str:
-    """The template of the route that answered (``/patients/{patient_id}``), or a
-    placeholder when none matched; never the path as sent."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+def route_of(scope: Scope, fixed: frozenset[str] = frozenset()) -> str:
+    """The template of the route that answered (``/api/v1/patients/{patient_id}``), a
+    route without parameters from ``fixed`` (the docs), or a placeholder; never a path
+    with values in it as sent."""
+    # FastAPI keeps the template with the router's prefix here; scope["route"] is the
+    # route as its router declares it (without the prefix).
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
         return path
-    if scope.get("path", "").startswith("/static/"):
+    sent = scope.get("path", "")
+    if sent in fixed:
+        return str(sent)
+    if sent.startswith("/static/"):
         return "/static/{file}"
     return "(no route)"
 
@@ -90,9 +99,13 @@ def route_of(scope: Scope) -> str:
 class SecurityMiddleware:
     """Adds the security headers to every response and writes the access log."""
 
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, fixed_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.hsts = settings.secure_cookies
+        # Paths of routes without parameters that FastAPI adds itself (the docs).
+        self.fixed = fixed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,6 +120,8 @@ class SecurityMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
+                if self.hsts:  # behind TLS every cookie is sent over HTTPS only
+                    headers = [_secure_cookie(name, value) for name, value in headers]
                 present = {name.lower() for name, _ in headers}
                 headers += [h for h in self._headers(path) if h[0] not in present]
                 message["headers"] = headers
@@ -116,14 +131,14 @@ class SecurityMiddleware:
             await self.app(scope, receive, send_with_headers)
         except Exception as exc:
             # Caught here, not re-raised: the server's own log would print the message.
-            reference = log_unhandled(scope, exc)
+            reference = log_unhandled(scope, exc, self.fixed)
             if status == 0:
                 await _internal_error(path, reference, send_with_headers)
         finally:
             ACCESS_LOG.info(
                 "%s %s %d %.1f ms",
                 scope.get("method", "?"),
-                route_of(scope),
+                route_of(scope, self.fixed),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -139,6 +154,12 @@ class SecurityMiddleware:
         if self.hsts:
             headers.append(_HSTS)
         return headers
+
+
+def _secure_cookie(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    if name.lower() == b"set-cookie" and b"; secure" not in value.lower():
+        return name, value + b"; Secure"
+    return name, value
 
 
 async def _internal_error(path: str, reference: str, send: Send) -> None:
@@ -163,7 +184,7 @@ async def _internal_error(path: str, reference: str, send: Send) -> None:
     await send({"type": "http.response.body", "body": body.encode()})
 
 
-def log_unhandled(scope: Scope, exc: BaseException) -> str:
+def log_unhandled(scope: Scope, exc: BaseException, fixed: frozenset[str] = frozenset()) -> str:
     """Log an unhandled error without its message; return the reference shown to the user."""
     reference = uuid.uuid4().hex[:12]
     frames = "".join(traceback.format_tb(exc.__traceback__))
@@ -171,7 +192,7 @@ def log_unhandled(scope: Scope, exc: BaseException) -> str:
         "unhandled %s on %s %s (reference %s)\n%s",
         type(exc).__name__,
         scope.get("method", "?"),
-        route_of(scope),
+        route_of(scope, fixed),
         reference,
         frames,
     )

@@ -27,6 +27,7 @@ from starlette.datastructures import FormData, ImmutableMultiDict
 
 from ketapain import __version__
 from ketapain.clinic.accounts import User, resolve_token
+from ketapain.clinic.audit import Actor
 from ketapain.clinic.permissions import Action, allowed
 from ketapain.errors import (
     AccessDeniedError,
@@ -50,6 +51,7 @@ __all__ = [
     "overrides_in",
     "read_form",
     "redirect",
+    "refused_on_page",
     "render",
 ]
 
@@ -123,6 +125,15 @@ async def read_form(request: Request, secret: str) -> FormData:
             "session", "post this form", "the form is stale or came from another site; reload"
         )
     return form
+
+
+def refused_on_page(err: AccessDeniedError, actor: Actor, page_needs: Action) -> dict[str, str]:
+    """A role's refusal of a form post as the form's error, when the user may see the page
+    the form is on (``page_needs``); otherwise ``err`` is raised again, for the 403 page
+    that names it. Either way the refusal is audited once."""
+    if not allowed(actor, page_needs):
+        raise err
+    return field_errors(err)
 
 
 def field_errors(err: KetapainError) -> dict[str, str]:

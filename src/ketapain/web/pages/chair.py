@@ -39,7 +39,7 @@ from ketapain.clinic.permissions import Action
 from ketapain.clinic.pump import pump_event
 from ketapain.clinic.records import get_or_raise
 from ketapain.clinic.registry import patient_record
-from ketapain.errors import ConflictError, HardStopError, KetapainError
+from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, KetapainError
 from ketapain.web.deps import DbDep, RulesDep
 from ketapain.web.pages._charts import infusion_chart
 from ketapain.web.pages._render import (
@@ -50,6 +50,7 @@ from ketapain.web.pages._render import (
     overrides_in,
     read_form,
     redirect,
+    refused_on_page,
     render,
 )
 
@@ -320,6 +321,9 @@ async def act(
         return _page(
             request, db, me, infusion_id, status=409, values=form, errors=field_errors(err)
         )
+    except AccessDeniedError as refused:
+        errors = refused_on_page(refused, me.user.actor(), Action.READ_CLINICAL)
+        return _page(request, db, me, infusion_id, status=403, values=form, errors=errors)
     except KetapainError as err:
         return _page(
             request, db, me, infusion_id, status=422, values=form, errors=field_errors(err)

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from ketapain.clinic.audit import Actor, reading
 from ketapain.clinic.courses import CourseStatus, course_view
 from ketapain.clinic.db import Database
+from ketapain.clinic.permissions import Action
 from ketapain.clinic.progress import course_progress
 from ketapain.clinic.pump import hang_infusion
 from ketapain.clinic.registry import patient_record
@@ -22,7 +23,7 @@ from ketapain.clinic.treatment import (
     decide,
     prescribe_oral,
 )
-from ketapain.errors import KetapainError
+from ketapain.errors import AccessDeniedError, KetapainError
 from ketapain.web.deps import DbDep
 from ketapain.web.pages._charts import course_pain_chart
 from ketapain.web.pages._render import (
@@ -32,6 +33,7 @@ from ketapain.web.pages._render import (
     field_errors,
     read_form,
     redirect,
+    refused_on_page,
     render,
 )
 
@@ -147,6 +149,9 @@ async def act(
         )  # fmt: skip
     try:
         target = handler(db, me.user.actor(), course_id, FormReader(form, me.tz))
+    except AccessDeniedError as refused:
+        errors = refused_on_page(refused, me.user.actor(), Action.READ_CLINICAL)
+        return _page(request, db, me, course_id, status=403, values=form, errors=errors)
     except KetapainError as err:
         return _page(request, db, me, course_id, status=422, values=form, errors=field_errors(err))
     return redirect(target, page_user=me, flash=[("ok", "Saved.")])

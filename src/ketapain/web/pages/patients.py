@@ -26,12 +26,12 @@ from ketapain.clinic.patients import (
     Medication,
     Sex,
 )
-from ketapain.clinic.permissions import Action
+from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Record
 from ketapain.clinic.registry import list_patients, patient_record, register_patient
 from ketapain.clinic.screenings import latest_screening, run_screening
 from ketapain.clinic.worklists import courses_of
-from ketapain.errors import KetapainError
+from ketapain.errors import AccessDeniedError, KetapainError
 from ketapain.protocols.library import list_protocols
 from ketapain.protocols.vocabulary import DIAGNOSES, HISTORY
 from ketapain.web.deps import DbDep
@@ -43,6 +43,7 @@ from ketapain.web.pages._render import (
     overrides_in,
     read_form,
     redirect,
+    refused_on_page,
     render,
 )
 
@@ -76,8 +77,12 @@ def _intake_page(request: Request, me: PageUser, **context: Any) -> Response:
 
 
 @router.get("/patients/new")
-def intake_form(request: Request, me: PageUserDep) -> Response:
-    """The intake form: identity, demographics, weight and height."""
+def intake_form(request: Request, db: DbDep, me: PageUserDep) -> Response:
+    """The intake form: identity, demographics, weight and height (for those who may
+    register a patient; a refusal is audited)."""
+    actor = me.user.actor()
+    with reading(db, actor):
+        require(actor, Action.REGISTER_PATIENT)
     return _intake_page(request, me)
 
 
@@ -111,11 +116,12 @@ async def intake(request: Request, db: DbDep, me: PageUserDep) -> Response:
                 Action.CHART,
                 BodyMeasurement(patient_id=patient.id, weight_kg=weight_kg, height_cm=height_cm),
             )
+    except AccessDeniedError as refused:
+        errors = refused_on_page(refused, me.user.actor(), Action.REGISTER_PATIENT)
+        return _intake_page(request, me, status=403, values=form, errors=errors)
     except KetapainError as err:
         return _intake_page(request, me, status=422, values=form, errors=field_errors(err))
-    return redirect(
-        f"/patients/{patient.id}", page_user=me, flash=[("ok", f"{values['mrn']} registered.")]
-    )
+    return redirect(f"/patients/{patient.id}", page_user=me, flash=[("ok", "Patient registered.")])
 
 
 def _record_page(
@@ -219,6 +225,9 @@ async def chart(
         row = build(r, patient_id)
         r.done()
         add_row(db, me.user.actor(), Action.CHART, row)
+    except AccessDeniedError as refused:
+        errors = refused_on_page(refused, me.user.actor(), Action.READ_SCHEDULE)
+        return _record_page(request, db, me, patient_id, status=403, values=form, errors=errors)
     except KetapainError as err:
         return _record_page(
             request, db, me, patient_id, status=422, values=form, errors=field_errors(err)
@@ -239,6 +248,9 @@ def _screen(
             db, me.user.actor(), patient_id=patient_id, protocol=protocol,
             overrides=overrides_in(form),
         )  # fmt: skip
+    except AccessDeniedError as refused:
+        errors = refused_on_page(refused, me.user.actor(), Action.READ_SCHEDULE)
+        return _record_page(request, db, me, patient_id, status=403, values=form, errors=errors)
     except KetapainError as err:
         return _record_page(
             request, db, me, patient_id, status=422, values=form, errors=field_errors(err)

@@ -15,7 +15,7 @@ from ketapain.clinic.audit import reading
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.registry import patient_record
 from ketapain.clinic.treatment import create_course, preview_course
-from ketapain.errors import KetapainError
+from ketapain.errors import AccessDeniedError, KetapainError
 from ketapain.protocols.dosing_weight import WeightPolicy
 from ketapain.protocols.library import list_protocols
 from ketapain.protocols.planning import CoursePlan
@@ -29,6 +29,7 @@ from ketapain.web.pages._render import (
     overrides_in,
     read_form,
     redirect,
+    refused_on_page,
     render,
 )
 
@@ -112,6 +113,8 @@ def _page(
                 plan = preview_course(
                     session, actor, patient_id=patient_id, overrides=overrides_in(form), **values
                 )
+            except AccessDeniedError:
+                raise  # the 403 page names the refusal (audited once)
             except KetapainError as err:
                 errors = {**_errors(err), **errors}
     plan_dict = None if plan is None else plan.as_dict()
@@ -157,6 +160,9 @@ async def approve(request: Request, patient_id: uuid.UUID, db: DbDep, me: PageUs
         course = create_course(
             db, me.user.actor(), patient_id=patient_id, overrides=overrides_in(form), **values
         )
+    except AccessDeniedError as refused:
+        errors = refused_on_page(refused, me.user.actor(), Action.PLAN)
+        return _page(request, db, me, patient_id, form, status=403, errors=errors)
     except KetapainError as err:
         return _page(request, db, me, patient_id, form, status=422, errors=_errors(err))
     return redirect(

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 
 from ketapain.analytics.cohort import CohortFilter
 from ketapain.analytics.report import CohortAnalysis, analyse
+from ketapain.clinic.audit import reading
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.outcomes import cohort_table
 from ketapain.clinic.permissions import Action, require
@@ -56,7 +57,8 @@ def _analysis(
     diagnosis: list[str] | None,
 ) -> tuple[CohortAnalysis, datetime]:
     actor = me.user.actor()
-    require(actor, Action.READ_OUTCOMES, "outcome reports are for physicians and admins")
+    with reading(db, actor):  # a refusal is audited
+        require(actor, Action.READ_OUTCOMES, "outcome reports are for physicians and admins")
     f = CohortFilter(
         start_from=_day(start_from, "from"),
         start_to=_day(start_to, "to"),
