@@ -158,8 +158,13 @@ def _no_unknown(prefix: str, table: Mapping[str, Any], allowed: set[str] | froze
         )
 
 
+# The smallest clearance, volume or rate constant a file may give: not a physiological
+# bound but a typing one; below it (5e-324 and the like) rate constants overflow.
+_TINY: Final = 1e-6
+
+
 def _positive(field: str, value: object, high: float) -> float:
-    return finite_in_range(field, value, low=0.0, high=high, low_inclusive=False)
+    return finite_in_range(field, value, low=_TINY, high=high)
 
 
 def _disposition(pk: Mapping[str, Any]) -> tuple[Disposition, float]:
@@ -171,12 +176,10 @@ def _disposition(pk: Mapping[str, Any]) -> tuple[Disposition, float]:
             "pk", "either clearance/volume or micro-constant form, not both", sorted(keys)
         )
     _no_unknown("pk.", pk, (_MICRO if micro else _MACRO) | _PK_OTHER)
+    # The weights ketapain takes for a patient (1 to 400 kg): a reference outside them
+    # makes the allometric ratio meaningless (and 1e-300 kg overflows it).
     ref = finite_in_range(
-        "pk.reference_weight_kg",
-        pk.get("reference_weight_kg", 70.0),
-        low=0.0,
-        high=400.0,
-        low_inclusive=False,
+        "pk.reference_weight_kg", pk.get("reference_weight_kg", 70.0), low=1.0, high=400.0
     )
     v1 = _positive("pk.v1_l", _required(pk, "v1_l"), _MAX_VOLUME)
 

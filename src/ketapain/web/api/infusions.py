@@ -4,9 +4,9 @@ the infusion with its delivered dose, discharge check; alarms; the audit trail."
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field
 
 from ketapain.clinic.audit import list_entries
@@ -152,7 +152,7 @@ def audit(
     entity_id: str | None = None,
     actor_username: str | None = None,
     action: str | None = None,
-    after_id: int = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Audit entries in the order written (admin, physician); page with ``after_id``."""
