@@ -1097,11 +1097,9 @@ def test_bug_unknown_key_named_bare(parser: str, key: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
-@_bug(
-    "B6: load_rules accepts a threshold of nan or inf: the alarm never fires", pytest.fail.Exception
-)
-def test_bug_alarm_threshold_not_finite(value: str, tmp_path: Path) -> None:
-    """B6: an alarm threshold that is not a finite number is refused naming rule[0].value."""
+def test_alarm_threshold_not_finite_is_refused(value: str, tmp_path: Path) -> None:
+    """B6 (fixed): an alarm threshold that is not a finite number is refused naming
+    rule[0].value."""
     path = tmp_path / "alarms.toml"
     path.write_text(
         f'[[rule]]\nsignal = "sbp_mmhg"\nlevel = "stop"\nop = ">"\nvalue = {value}\nsource = "x"\n',

@@ -23,6 +23,7 @@ An alarm is a record; a person acknowledges it with a note.
 
 from __future__ import annotations
 
+import math
 import operator
 import tomllib
 import uuid
@@ -158,8 +159,13 @@ def load_rules(path: Path | None) -> tuple[Rule, ...]:
                 f"rule[{i}]", "a table with signal, level, op, value and source", item
             )
         value = item["value"]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidValueError(f"rule[{i}].value", "a number", value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
+            # nan or inf would be a threshold no reading ever crosses.
+            raise InvalidValueError(f"rule[{i}].value", "a finite number", value)
         out.append(
             _r(
                 str(item["signal"]),
