@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -53,32 +52,18 @@ from ketapain.clinic.audit_chain import (
     verify_chain,
 )
 from ketapain.clinic.charting import record_vitals
-from ketapain.clinic.db import Base, Database, UTCDateTime
+from ketapain.clinic.db import Base, Database
 from ketapain.clinic.patients import BodyMeasurement, Patient
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.registry import register_patient
 from ketapain.config import Settings
 from ketapain.errors import AccessDeniedError, AuthenticationError, InvalidValueError
 
+from .conftest import PRE_CHAIN
+
 ON_SQLITE = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 ENTRIES = Base.metadata.tables["audit_entries"]
 runner = CliRunner()
-
-# The audit table as revision 0002 has it: no seq, prev_sha256 or sha256 yet.
-PRE_CHAIN = sa.table(
-    "audit_entries",
-    sa.column("id", sa.Integer()),
-    sa.column("time_utc", UTCDateTime()),
-    sa.column("actor_id", sa.Uuid()),
-    sa.column("actor_username", sa.String()),
-    sa.column("actor_role", sa.String()),
-    sa.column("action", sa.String()),
-    sa.column("entity", sa.String()),
-    sa.column("entity_id", sa.String()),
-    sa.column("before", sa.JSON()),
-    sa.column("after", sa.JSON()),
-    sa.column("detail", sa.Text()),
-)
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import create_engine, insert, select, text
 from typer.testing import CliRunner, Result
 
@@ -42,12 +41,14 @@ from ketapain.clinic.audit import (
 from ketapain.clinic.audit_chain import GENESIS, AuditChainHead, entry_sha256
 from ketapain.clinic.backup import BackupInfo, RestoreInfo, backup, content_digest, restore
 from ketapain.clinic.charting import record_vitals
-from ketapain.clinic.db import Base, Database, UTCDateTime
+from ketapain.clinic.db import Base, Database
 from ketapain.clinic.demo import fill_demo
 from ketapain.clinic.patients import BodyMeasurement, Patient
 from ketapain.clinic.permissions import Action
 from ketapain.config import Settings
 from ketapain.errors import ConflictError, InvalidValueError, KetapainError
+
+from .conftest import PRE_CHAIN
 
 ON_SQLITE = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 ON_POSTGRESQL = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
@@ -659,20 +660,6 @@ def test_backup_of_a_missing_sqlite_file_is_refused(tmp_path: Path) -> None:
 
 
 # --- an older schema ------------------------------------------------------------------
-
-PRE_CHAIN = sa.table(
-    "audit_entries",
-    sa.column("time_utc", UTCDateTime()),
-    sa.column("actor_id", sa.Uuid()),
-    sa.column("actor_username", sa.String()),
-    sa.column("actor_role", sa.String()),
-    sa.column("action", sa.String()),
-    sa.column("entity", sa.String()),
-    sa.column("entity_id", sa.String()),
-    sa.column("before", sa.JSON()),
-    sa.column("after", sa.JSON()),
-    sa.column("detail", sa.Text()),
-)
 
 
 def test_backup_at_revision_0002_restores_to_head_with_a_chain(tmp_path: Path) -> None:

@@ -198,16 +198,21 @@ def backup(url: str, out: Path, *, progress: Progress | None = None) -> BackupIn
     return info
 
 
+def _copy_sqlite(
+    src: sqlite3.Connection, dst: sqlite3.Connection, progress: Progress | None
+) -> None:
+    """SQLite's online backup from ``src`` into ``dst``, reporting pages done and total."""
+    callback = None if progress is None else (lambda _s, left, total: progress(total - left, total))
+    src.backup(dst, pages=_PAGES_PER_STEP, progress=callback)
+
+
 def _sqlite_backup(source: Path, tmp: Path, progress: Progress | None) -> None:
     if not source.is_file():
         raise InvalidValueError("database_url", "an existing SQLite file", str(source))
     src = sqlite3.connect(source)
     dst = sqlite3.connect(tmp)
     try:
-        callback = (
-            None if progress is None else (lambda _s, left, total: progress(total - left, total))
-        )
-        src.backup(dst, pages=_PAGES_PER_STEP, progress=callback)
+        _copy_sqlite(src, dst, progress)
         # One self-contained file: no write-ahead log beside it.
         dst.execute("PRAGMA journal_mode=DELETE")
         check = dst.execute("PRAGMA integrity_check").fetchone()
@@ -406,10 +411,7 @@ def _sqlite_restore(source: Path, target: Path, progress: Progress | None) -> No
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
     try:
-        callback = (
-            None if progress is None else (lambda _s, left, total: progress(total - left, total))
-        )
-        src.backup(dst, pages=_PAGES_PER_STEP, progress=callback)
+        _copy_sqlite(src, dst, progress)
         dst.execute("PRAGMA journal_mode=WAL")
     finally:
         dst.close()

@@ -117,12 +117,14 @@ def _check_version(
         raise InvalidValueError(
             "expected_version", f"a version from 0 to {len(events)}", expected_version
         )
-    names = dict(session.execute(select(User.id, User.username)).all())
+    newer = events[expected_version:]
+    who = {ev.recorded_by_id for ev in newer}
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(who))).all())
     since = "; ".join(
         f"{str(ev.kind).replace('_', ' ')}"
         + ("" if ev.rate_mg_per_h is None else f" to {ev.rate_mg_per_h:g} mg/h")
         + f" by {names.get(ev.recorded_by_id, 'another user')} at {ev.time_utc:%H:%M} UTC"
-        for ev in events[expected_version:]
+        for ev in newer
     )
     raise ConflictError(
         "expected_version",
