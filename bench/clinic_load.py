@@ -1,9 +1,10 @@
 """Load on the clinic server: a busy clinic's chairs charting and its pages viewed, open loop.
 
-Starts ``ketapain serve`` (one process, loopback) on a fresh database, fills it through the
+Starts ``ketapain serve --workers N`` (``--workers``, default 2: one process per core of the
+target; loopback) on a fresh database, fills it through the
 API with ``--chairs`` running infusions (a patient, a planned ``single-day`` course, a bag
 hung, the checklist and the baseline charted, the pump started) and then sends requests at
-a fixed rate from this process (asyncio + one pooled ``httpx.AsyncClient``). The load is
+a fixed rate from this process (asyncio, keep-alive HTTP/1.1 connections). The load is
 **open loop**: every request has a scheduled send time (Poisson arrivals at the rate, or
 evenly spaced with ``--arrivals uniform``) and is sent then whatever the earlier ones are
 doing, and its latency is measured **from its scheduled time** to the end of the response
@@ -60,6 +61,7 @@ slower: they are for finding the cost, not for the verdict.
 
     uv run python bench/clinic_load.py [--duration-s 20] [--warmup-s 3] [--rates clinic,200,300]
                                        [--database sqlite|postgresql|both] [--chairs 40]
+                                       [--workers 2]
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import pstats
 import re
@@ -353,10 +356,14 @@ def _wait_healthy(base_url: str, proc: subprocess.Popen[bytes], log: Path) -> No
 
 
 @contextlib.contextmanager
-def serving(url: str, log_path: Path, profile: Path | None = None) -> Iterator[Server]:
-    """``ketapain serve --database-url url`` on a free loopback port, until the block ends."""
+def serving(
+    url: str, log_path: Path, profile: Path | None = None, workers: int = 1
+) -> Iterator[Server]:
+    """``ketapain serve --database-url url --workers n`` on a free loopback port, until the
+    block ends."""
     port = _free_port()
     args = ["serve", "--database-url", url, "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--workers", str(workers)]
     if profile is None:
         cmd = [str(Path(sys.executable).with_name("ketapain")), *args]
     else:
@@ -377,12 +384,25 @@ def serving(url: str, log_path: Path, profile: Path | None = None) -> Iterator[S
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """User + system CPU seconds of process ``pid`` and of its live descendants (the worker
+    processes of ``--workers``), Linux; NaN elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    if pid not in stats:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = defaultdict(list)
+    for p, fields in stats.items():
+        children[int(fields[1])].append(p)
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += int(stats[p][11]) + int(stats[p][12])
+        todo += children.get(p, [])
+    return total / tick
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -492,28 +512,103 @@ class Phase:
         return sum(o != "ok" for o in self.outcome)
 
 
+# A connection idle this long is not used again: the server closes one idle for 5 s
+# (uvicorn's keep-alive timeout), and a request sent as it closes would be lost.
+_IDLE_S: Final = 3.0
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]  # and when last used
+
+
+class _Connections:
+    """Keep-alive HTTP/1.1 connections to the server, handed out first come, first served.
+
+    The load generator shares the cores with the server, so it must cost far less per
+    request than the server does: a request is sent as bytes prepared before the phase and
+    its answer read by ``Content-Length``, about a tenth of httpx's CPU per request. Every
+    answer of the server has a ``Content-Length`` (anything else is counted as an error).
+    """
+
+    def __init__(self, host: str, port: int, n: int) -> None:
+        self.host, self.port = host, port
+        self.free: asyncio.Queue[_Conn | None] = asyncio.Queue()
+        for _ in range(n):
+            self.free.put_nowait(None)  # opened on first use
+
+    async def send(self, data: bytes) -> int:
+        """Send one request; its status code once the whole answer is read."""
+        conn = await self.free.get()
+        try:
+            loop = asyncio.get_running_loop()
+            if conn is not None and loop.time() - conn[2] > _IDLE_S:
+                conn[1].close()  # the server may have closed it: never send on it
+                conn = None
+            if conn is None:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                conn = (reader, writer, loop.time())
+            reader, writer, _ = conn
+            writer.write(data)
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0:
+                raise _NoLengthError
+            length = int(head[at + 17 : head.index(b"\r\n", at + 2)])
+            await reader.readexactly(length)
+            if b"\r\nconnection: close" in head:
+                writer.close()
+                conn = None
+            else:
+                conn = (reader, writer, loop.time())
+            return int(head[9:12])
+        except BaseException:
+            if conn is not None:  # cut off mid-answer (a timeout): not reusable
+                conn[1].close()
+                conn = None
+            raise
+        finally:
+            self.free.put_nowait(conn)
+
+    def close(self) -> None:
+        while not self.free.empty():
+            conn = self.free.get_nowait()
+            if conn is not None:
+                conn[1].close()
+
+
+class _NoLengthError(Exception):
+    """An answer without ``Content-Length``."""
+
+
+def _wire(req: Req, host: str) -> bytes:
+    """``req`` as the bytes of an HTTP/1.1 request."""
+    body = b"" if req.json is None else json.dumps(req.json).encode()
+    head = [f"{req.method} {req.path} HTTP/1.1", f"Host: {host}"]
+    head += [f"{k}: {v}" for k, v in req.headers.items()]
+    if req.json is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
 async def _fire(
-    client: httpx.AsyncClient,
-    gate: asyncio.Semaphore,
-    req: Req,
+    conns: _Connections,
+    kind: str,
+    data: bytes,
     scheduled: float,
     phase: Phase,
     done: Any,
 ) -> None:
-    """Send ``req`` once a connection is free; give up ``timeout`` after its scheduled time."""
+    """Send a request once a connection is free; give up ``timeout`` after its scheduled time."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
         # A deadline from the scheduled time, the local wait for a connection included.
-        async with asyncio.timeout_at(scheduled + phase.timeout_s), gate:
-            resp = await client.request(req.method, req.path, headers=req.headers, json=req.json)
-        outcome = "ok" if 200 <= resp.status_code < 300 else f"HTTP {resp.status_code}"
+        async with asyncio.timeout_at(scheduled + phase.timeout_s):
+            status = await conns.send(data)
+        outcome = "ok" if 200 <= status < 300 else f"HTTP {status}"
     except TimeoutError:
         outcome = f"no answer in {phase.timeout_s:g} s"
-    except httpx.HTTPError as exc:
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, _NoLengthError) as exc:
         outcome = type(exc).__name__
     end = loop.time()
-    phase.kinds.append(req.kind)
+    phase.kinds.append(kind)
     phase.latency_s.append(end - scheduled)
     phase.lag_s.append(started - scheduled)
     phase.outcome.append(outcome)
@@ -530,28 +625,27 @@ async def open_loop(
 ) -> Phase:
     """Send every request of ``plan`` at its time, wait for all answers; measure.
 
-    At most ``args.connections`` requests are in flight; the others wait here, in a FIFO
-    semaphore (httpx's own pool scans its waiting requests on every change, which costs
-    the load generator more CPU than the server once thousands wait).
+    At most ``args.connections`` requests are in flight (keep-alive connections); the
+    others wait here for a connection, first come first served, and that wait counts.
     """
     phase = Phase(sent=len(plan), timeout_s=args.timeout_s)
     task: TaskID = progress.add_task(label, total=len(plan))
-    n = args.connections
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    timeout = httpx.Timeout(args.timeout_s)
-    gate = asyncio.Semaphore(n)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+    url = httpx.URL(base_url)
+    host = f"{url.host}:{url.port}"
+    wired = [(offset, req.kind, _wire(req, host)) for offset, req in plan]
+    conns = _Connections(url.host, url.port or 80, args.connections)
+    try:
         loop = asyncio.get_running_loop()
         cpu0, client0, busy0 = _cpu_s(server_pid), time.process_time(), _machine_busy()
         phase.load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         t0 = loop.time() + 0.05
         pending: set[asyncio.Task[None]] = set()
-        for offset, req in plan:
+        for offset, kind, data in wired:
             delay = t0 + offset - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             job = asyncio.create_task(
-                _fire(client, gate, req, t0 + offset, phase, lambda: progress.advance(task))
+                _fire(conns, kind, data, t0 + offset, phase, lambda: progress.advance(task))
             )
             pending.add(job)
             job.add_done_callback(pending.discard)
@@ -562,6 +656,8 @@ async def open_loop(
         phase.server_cpu_s = _cpu_s(server_pid) - cpu0
         phase.client_cpu_s = time.process_time() - client0
         phase.machine_busy = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1.0)
+    finally:
+        conns.close()
     progress.remove_task(task)
     return phase
 
@@ -617,7 +713,7 @@ def run_rate(
     """Serve ``url``, warm up, then the baseline and the workload at ``rate``."""
     rng = np.random.default_rng(args.seed)
     duration = max(args.duration_s, args.min_requests / rate)
-    with serving(url, log_path, profile) as server:
+    with serving(url, log_path, profile, args.workers) as server:
         pid = server.proc.pid
 
         async def go() -> tuple[Phase, Phase]:
@@ -843,6 +939,8 @@ def report_costs(console: Console, target: str, costs: dict[str, Cost]) -> None:
     total = sum(k.per_chair_min for k in MIX)
     rows = []
     base = costs[HEALTH.name]
+    # CPU time is counted in clock ticks: a few cheap requests may read as none.
+    per_base = 1 / base.server_cpu_s if base.server_cpu_s > 0 else float("nan")
     for k in (HEALTH, *MIX):
         c = costs[k.name]
         share = k.per_chair_min / total
@@ -853,14 +951,12 @@ def report_costs(console: Console, target: str, costs: dict[str, Cost]) -> None:
                 f"{share:.1%}" if k.per_chair_min else "baseline",
                 f"{c.latency_s * 1000:,.1f}",
                 f"{c.server_cpu_s * 1000:,.1f}",
-                f"{c.server_cpu_s / base.server_cpu_s:,.1f}x",
+                f"{c.server_cpu_s * per_base:,.1f}x",
                 f"{share * c.server_cpu_s * 1000:,.2f}" if k.per_chair_min else "",
             ]
         )
     mix = sum(k.per_chair_min / total * costs[k.name].server_cpu_s for k in MIX)
-    rows.append(
-        ["mix", "", "100%", "", f"{mix * 1000:,.1f}", f"{mix / base.server_cpu_s:,.1f}x", ""]
-    )
+    rows.append(["mix", "", "100%", "", f"{mix * 1000:,.1f}", f"{mix * per_base:,.1f}x", ""])
     show(
         console,
         f"{target}: each kind alone, one request at a time"
@@ -1001,6 +1097,9 @@ def main() -> None:
     parser.add_argument("--rates", default="clinic,200,300", help="req/s, or 'clinic'")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--chairs", type=int, default=40)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (ketapain serve --workers)"
+    )
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
     parser.add_argument("--connections", type=int, default=100, help="requests in flight, at most")
     parser.add_argument("--timeout-s", type=float, default=30.0, help="give up on a request")
@@ -1011,6 +1110,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-logs", default=None, help="copy the server logs to this folder")
     args = parser.parse_args()
+    if args.workers < 1:
+        raise SystemExit("--workers: at least 1")
+    if args.workers > 1 and os.environ.get("KETAPAIN_BENCH_PROFILE"):
+        raise SystemExit("KETAPAIN_BENCH_PROFILE profiles one process: use --workers 1")
     console = Console(width=max(Console().width, 150))
     rates = _rates(args.rates, args.chairs)
     pg = os.environ.get("KETAPAIN_BENCH_POSTGRESQL_URL")
@@ -1023,7 +1126,8 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     console.print(
         f"{args.chairs} chairs, clinic pace {clinic_rate(args.chairs):.1f} req/s; "
-        f"{cores} cores, 1-min load {os.getloadavg()[0]:.2f}; {args.arrivals} arrivals; "
+        f"{cores} cores, 1-min load {os.getloadavg()[0]:.2f}; {args.workers} server "
+        f"process(es); {args.arrivals} arrivals; "
         f"{args.duration_s:g} s per phase after {args.warmup_s:g} s of warm-up"
     )
     verdicts = []

@@ -70,7 +70,19 @@ def test_tree():
         "ModelFileError",
         "SimulationError",
         "UnknownNameError",
+        "field_path",
+        "key_name",
     }
+
+
+def test_field_path_names_any_key_on_one_line():
+    """Plain keys are joined with dots; any other key is quoted with its escapes."""
+    assert errors.field_path("events", 0, "rate_mg_per_h") == "events.0.rate_mg_per_h"
+    assert errors.field_path("changes", "") == "changes['']"
+    assert errors.field_path(" ") == "[' ']"
+    assert errors.field_path("a\nb") == "['a\\nb']"
+    assert "\n" not in errors.field_path("x", "a\nb")
+    assert errors.key_name("drug-library") == "drug-library"
 
 
 def test_extrapolation_warning_can_be_filtered_precisely():

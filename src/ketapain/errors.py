@@ -32,6 +32,9 @@ A plan that is well formed but unsafe is *not* an exception: it yields findings
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 __all__ = [
     "AccessDeniedError",
     "AppendOnlyError",
@@ -47,11 +50,47 @@ __all__ = [
     "RecordNotFoundError",
     "SimulationError",
     "UnknownNameError",
+    "field_path",
+    "key_name",
 ]
 
 
 class KetapainError(Exception):
     """Base class of every error raised by ketapain."""
+
+
+# A key an error may name as it is: a plain word.
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def key_name(key: object) -> str:
+    """``key`` as an error names it: bare when it is a plain word (letters, digits, ``_``
+    and ``-``), otherwise quoted with its escapes (``repr``), so that an empty key, one of
+    blanks or one with a line break is visible and stays on one line.
+
+    >>> key_name("shoe_size"), key_name(""), key_name("a\\nb"), key_name("x y")
+    ('shoe_size', "''", "'a\\\\nb'", "'x y'")
+    """
+    if isinstance(key, str) and _BARE_KEY.fullmatch(key):
+        return key
+    return repr(key)
+
+
+def field_path(*parts: str | int) -> str:
+    """A field's path, on one line whatever its keys: ``changes.dose_mg``, ``events.0``,
+    ``body['']`` (a key that is not a plain word is quoted, as :func:`key_name` does).
+
+    >>> field_path("changes", "dose_mg"), field_path("events", 0), field_path("body", "")
+    ('changes.dose_mg', 'events.0', "body['']")
+    """
+    out = ""
+    for part in parts:
+        name = str(part)
+        if isinstance(part, int) or name == key_name(name):
+            out += f"{'.' if out else ''}{name}"
+        else:
+            out += f"[{key_name(name)}]"
+    return out
 
 
 class InvalidValueError(KetapainError, ValueError):

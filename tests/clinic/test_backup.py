@@ -169,7 +169,8 @@ def _assert_backup_audited(
 
 def _files(folder: Path) -> set[str]:
     """The files in a folder, but SQLite's write-ahead log and shared-memory files."""
-    return {p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))}
+    # SQLite's own files, and the lock file of a database's writers (ketapain.clinic.db).
+    return {p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm", "-writer"))}
 
 
 def _invoke(*args: str) -> Result:

@@ -7,6 +7,7 @@ Every command takes ``--database-url`` (default: ``KETAPAIN_DATABASE_URL``, else
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from dataclasses import replace
 from datetime import date
@@ -25,7 +26,7 @@ from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS, fill_demo
 from ketapain.clinic.synthetic import MAX_PATIENTS, fill_synthetic
 from ketapain.config import Settings
-from ketapain.errors import ConflictError, KetapainError
+from ketapain.errors import ConflictError, InvalidValueError, KetapainError
 
 __all__ = ["db_app", "serve_command", "users_app"]
 
@@ -216,15 +217,24 @@ def serve_command(
     demo: Annotated[
         bool, typer.Option("--demo", help="Fill an empty database with demo data first.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes (one per core for a busy clinic)."),
+    ] = 1,
 ) -> None:
     """Serve the clinic pages and the API (docs at /docs); migrates the database first.
-    With --demo, an empty database gets demo data and the demo logins are printed."""
+    With --demo, an empty database gets demo data and the demo logins are printed.
+    With --workers N, N processes share the port (each with its own connections)."""
     import uvicorn
 
-    from ketapain.web.app import create_app
+    from ketapain.web.app import DEMO_LOGINS_ENV, create_app
 
     try:
         settings, db = _open(database_url)
+        if workers > 1 and settings.database_url in ("sqlite://", "sqlite:///:memory:"):
+            raise InvalidValueError(
+                "workers", "1 for an in-memory database (each process would have its own)", workers
+            )
         migrate.upgrade(db)
         if demo:
             try:
@@ -238,14 +248,29 @@ def serve_command(
     shown = demo and _demo_users_exist(db)
     if shown:
         console.print(_logins_table())
+    # ketapain's access log names the route, not the address: no query strings.
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": False,
+        "log_config": _log_config(),
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings, db=db, demo=shown), **options)
+        return
+    # Each worker process builds its own application from the environment.
+    db.dispose()
+    os.environ["KETAPAIN_DATABASE_URL"] = settings.database_url
+    os.environ[DEMO_LOGINS_ENV] = "1" if shown else "0"
     uvicorn.run(
-        create_app(settings, db=db, demo=shown),
-        host=host,
-        port=port,
-        log_level="info",
-        # ketapain's access log names the route, not the address: no query strings.
-        access_log=False,
-        log_config=_log_config(),
+        "ketapain.web.app:app_from_env",
+        factory=True,
+        workers=workers,
+        # A worker imports ketapain before it answers: seconds on a busy machine, longer
+        # than uvicorn's default 5 s, after which it would kill and restart it.
+        timeout_worker_healthcheck=60,
+        **options,
     )
 
 

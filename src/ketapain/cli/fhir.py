@@ -64,8 +64,10 @@ def _read_json(path: str) -> Any:
         raise typer.BadParameter(f"{path} is not UTF-8 text (FHIR JSON is UTF-8)") from None
     try:
         return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise typer.BadParameter(f"{path} is not JSON: {err}") from None
+    except RecursionError:
+        raise typer.BadParameter(f"{path} nests its JSON too deeply to be read") from None
+    except ValueError as err:  # not JSON, or an integer of more than 4300 digits
+        raise typer.BadParameter(f"{path} is not JSON ketapain can read: {err}") from None
 
 
 @fhir_app.command("export")

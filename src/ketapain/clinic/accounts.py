@@ -246,11 +246,18 @@ def resolve_token(db: Database, settings: Settings, secret: str) -> User:
     """The user a token or session id belongs to; a web session's idle time restarts."""
     now = utc_now()
     with db.read() as session:
-        token = session.scalar(select(AuthToken).where(AuthToken.token_sha256 == _sha256(secret)))
-        if token is None or token.revoked_utc is not None or token.expires_utc <= now:
+        # One statement on every request: the token and its user together.
+        found = session.execute(
+            select(AuthToken, User)
+            .join(User, User.id == AuthToken.user_id)
+            .where(AuthToken.token_sha256 == _sha256(secret))
+        ).first()
+        if found is None:
             raise AuthenticationError("the token or session is unknown, expired or revoked")
-        user = session.get(User, token.user_id)
-        if user is None or not user.active:
+        token, user = found
+        if token.revoked_utc is not None or token.expires_utc <= now:
+            raise AuthenticationError("the token or session is unknown, expired or revoked")
+        if not user.active:
             raise AuthenticationError("the user of this token is no longer active")
         kind, token_id, last_used = token.kind, token.id, token.last_used_utc
     if kind == TokenKind.SESSION and now - last_used >= _REFRESH_EVERY:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import operator
-import tomllib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any, Final
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ketapain._files import read_toml
 from ketapain.clinic.instruments import CHERNIK_1990, SESSLER_2002
 from ketapain.clinic.records import Record
 from ketapain.errors import InvalidValueError
@@ -144,8 +144,8 @@ def load_rules(path: Path | None) -> tuple[Rule, ...]:
     if path is None:
         return DEFAULT_RULES
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
+        data = read_toml(path, "alarm thresholds file")
+    except OSError as err:
         raise InvalidValueError(
             "alarm thresholds file", f"a readable TOML file ({err})", str(path)
         ) from None

@@ -6,6 +6,7 @@ The bag and the pump events are charted by :mod:`ketapain.clinic.pump`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -53,21 +54,26 @@ CHARTING_INTERVAL: Final = timedelta(minutes=15)
 CHARTING_INTERVAL_SOURCE: Final = GOLDBERG_2005
 
 
-def infusion_view(session: Session, actor: Actor, infusion_id: uuid.UUID) -> dict[str, Any]:
-    """The infusion: bag, program, events, delivered dose (computed) and observations."""
+def infusion_view(
+    session: Session, actor: Actor, infusion_id: uuid.UUID, *, plan: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The infusion: bag, program, events, delivered dose (computed) and observations.
+
+    ``plan`` is the course's current plan when the caller has read it already.
+    """
     require(actor, Action.READ_CLINICAL)
     inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+    if plan is None:
+        plan = current_plan(session, inf.course_id).plan
     events = events_of(session, infusion_id)
     d = delivery([e.pump_event() for e in events], until=utc_now())
 
-    def rows(model: Any, order: Any) -> list[dict[str, Any]]:
-        return [
-            r.as_dict()
-            for r in session.scalars(
-                current(model).where(model.infusion_id == infusion_id).order_by(order)
-            )
-        ]
+    def rows(model: Any, order: Any) -> list[Any]:
+        return list(
+            session.scalars(current(model).where(model.infusion_id == infusion_id).order_by(order))
+        )
 
+    scores = rows(Score, Score.measured_utc)
     return {
         "id": str(inf.id),
         "course_id": str(inf.course_id),
@@ -95,15 +101,23 @@ def infusion_view(session: Session, actor: Actor, infusion_id: uuid.UUID) -> dic
         "bag_remaining_mg": inf.bag_mg - d.delivered_mg,
         "running_h": d.running_h,
         "events": [e.as_dict() for e in events],
-        "vitals": rows(VitalSigns, VitalSigns.measured_utc),
-        "scores": rows(Score, Score.measured_utc),
-        "side_effects": rows(SideEffect, SideEffect.observed_utc),
-        "rescue_medications": rows(RescueMedication, RescueMedication.given_utc),
-        "discharge": _discharge_state(session, inf),
+        "vitals": [r.as_dict() for r in rows(VitalSigns, VitalSigns.measured_utc)],
+        "scores": [r.as_dict() for r in scores],
+        "side_effects": [r.as_dict() for r in rows(SideEffect, SideEffect.observed_utc)],
+        "rescue_medications": [
+            r.as_dict() for r in rows(RescueMedication, RescueMedication.given_utc)
+        ],
+        "discharge": _discharge_state(session, inf, plan, scores, events),
     }
 
 
-def _discharge_state(session: Session, inf: Infusion) -> dict[str, Any]:
+def _discharge_state(
+    session: Session,
+    inf: Infusion,
+    plan: dict[str, Any],
+    scores: list[Score],
+    events: list[InfusionEvent],
+) -> dict[str, Any]:
     """The latest discharge check and whether the patient may go now, and why not."""
     last = session.scalars(
         current(DischargeCheck)
@@ -112,7 +126,7 @@ def _discharge_state(session: Session, inf: Infusion) -> dict[str, Any]:
         .limit(1)
     ).first()
     escort = last is not None and last.escort_confirmed
-    reasons = _not_ready(session, inf, current_plan(session, inf.course_id).plan, escort)
+    reasons = _not_ready(plan, escort, scores, events)
     return {
         "checked_utc": None if last is None else last.checked_utc.isoformat(),
         "escort_confirmed": escort,
@@ -283,19 +297,26 @@ def discharge_check(
         session.add(row)
         session.flush()
         plan = current_plan(session, inf.course_id).plan
-        reasons = _not_ready(session, inf, plan, escort_confirmed)
+        scores = session.scalars(
+            current(Score)
+            .where(Score.infusion_id == infusion_id, Score.instrument.in_(("aldrete", "padss")))
+            .order_by(Score.measured_utc)
+        ).all()
+        reasons = _not_ready(plan, escort_confirmed, scores, events_of(session, infusion_id))
         return {"id": str(row.id), "ready": not reasons, "reasons": reasons}
 
 
-def _not_ready(session: Session, inf: Infusion, plan: dict[str, Any], escort: bool) -> list[str]:
+def _not_ready(
+    plan: dict[str, Any],
+    escort: bool,
+    scores: Sequence[Score],
+    events: Sequence[InfusionEvent],
+) -> list[str]:
+    """Why the patient may not go home yet (none: ready), from the infusion's current
+    scores and its pump events, both in time order."""
     reasons: list[str] = []
     for name in ("aldrete", "padss"):
-        score = session.scalars(
-            current(Score)
-            .where(Score.infusion_id == inf.id, Score.instrument == name)
-            .order_by(Score.measured_utc.desc())
-            .limit(1)
-        ).first()
+        score = next((s for s in reversed(scores) if s.instrument == name), None)
         label = "Modified Aldrete" if name == "aldrete" else "PADSS"
         if score is None:
             reasons.append(f"No {label} score charted after the infusion.")
@@ -304,11 +325,7 @@ def _not_ready(session: Session, inf: Infusion, plan: dict[str, Any], escort: bo
     discharge = plan.get("discharge")
     if discharge and discharge["escort_home"] and not escort:
         reasons.append("No responsible adult escort confirmed (protocol discharge rules).")
-    stop = session.scalars(
-        select(InfusionEvent).where(
-            InfusionEvent.infusion_id == inf.id, InfusionEvent.kind == EventKind.STOP
-        )
-    ).first()
+    stop = next((e for e in events if e.kind == EventKind.STOP), None)
     if stop is None:
         reasons.append("The infusion has not been stopped.")
     elif discharge:

@@ -143,15 +143,21 @@ def _before_start(session: Session, infusion_id: uuid.UUID) -> datetime | None:
     )
 
 
-def checklist_status(session: Session, infusion: Infusion) -> ChecklistStatus:
-    """The checklist of ``infusion``: confirmations, premedication and baselines."""
+def checklist_status(
+    session: Session, infusion: Infusion, *, plan: dict[str, Any] | None = None
+) -> ChecklistStatus:
+    """The checklist of ``infusion``: confirmations, premedication and baselines.
+
+    ``plan`` is the course's current plan when the caller has read it already.
+    """
     row = session.scalars(
         current(PreInfusionCheck)
         .where(PreInfusionCheck.infusion_id == infusion.id)
         .order_by(PreInfusionCheck.checked_utc.desc())
         .limit(1)
     ).first()
-    plan = current_plan(session, infusion.course_id).plan
+    if plan is None:
+        plan = current_plan(session, infusion.course_id).plan
     premed = tuple(p for p in plan.get("premedication", []) if not p["prn"])
     start = _before_start(session, infusion.id)
 

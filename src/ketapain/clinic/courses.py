@@ -9,11 +9,12 @@ course early.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import date
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, and_, func, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ketapain.clinic._service import check_range
@@ -36,6 +37,7 @@ __all__ = [
     "course_status",
     "course_view",
     "current_plan",
+    "current_plans",
 ]
 
 
@@ -219,6 +221,30 @@ def current_plan(session: Session, course_id: uuid.UUID) -> CoursePlan:
     return plan
 
 
+def current_plans(
+    session: Session, course_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, CoursePlan]:
+    """The latest plan of each course in ``course_ids``, in one statement (for lists)."""
+    if not course_ids:
+        return {}
+    latest = (
+        select(CoursePlan.course_id, func.max(CoursePlan.version).label("version"))
+        .where(CoursePlan.course_id.in_(course_ids))
+        .group_by(CoursePlan.course_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(CoursePlan).join(
+            latest,
+            and_(
+                CoursePlan.course_id == latest.c.course_id,
+                CoursePlan.version == latest.c.version,
+            ),
+        )
+    )
+    return {p.course_id: p for p in rows}
+
+
 def course_status(session: Session, course_id: uuid.UUID) -> tuple[CourseStatus, int]:
     """The course's current status (its latest status event) and that event's sequence."""
     row = session.execute(
@@ -234,12 +260,32 @@ def course_status(session: Session, course_id: uuid.UUID) -> tuple[CourseStatus,
 
 def active_courses(session: Session) -> list[Course]:
     """Courses planned or in progress, oldest first."""
+    # One statement: each course with its latest status event (none: planned).
+    latest = (
+        select(CourseStatusEvent.course_id, func.max(CourseStatusEvent.sequence).label("sequence"))
+        .group_by(CourseStatusEvent.course_id)
+        .subquery()
+    )
+    now = (
+        select(CourseStatusEvent.course_id, CourseStatusEvent.status)
+        .join(
+            latest,
+            and_(
+                CourseStatusEvent.course_id == latest.c.course_id,
+                CourseStatusEvent.sequence == latest.c.sequence,
+            ),
+        )
+        .subquery()
+    )
     active = (CourseStatus.PLANNED, CourseStatus.IN_PROGRESS)
-    return [
-        c
-        for c in session.scalars(select(Course).order_by(Course.recorded_utc))
-        if course_status(session, c.id)[0] in active
-    ]
+    return list(
+        session.scalars(
+            select(Course)
+            .outerjoin(now, now.c.course_id == Course.id)
+            .where(or_(now.c.status.is_(None), now.c.status.in_(active)))
+            .order_by(Course.recorded_utc)
+        )
+    )
 
 
 def decisions(session: Session, course_id: uuid.UUID) -> list[Decision]:

@@ -3,7 +3,10 @@
 SQLite is the embedded default: write-ahead log, foreign keys on, ``synchronous=FULL``
 (a committed transaction survives a power cut, not only a process crash), and every
 write transaction starts with ``BEGIN IMMEDIATE`` so that two writers queue instead of
-failing half-way. PostgreSQL is selected by its URL; its write transactions queue the
+failing half-way. Writers to a SQLite file queue first on a gate (a lock in the process
+and a ``flock`` on ``<file>-writer`` across the server's processes), which wakes the next
+writer within 2 ms of a commit: SQLite's own busy handler polls with sleeps of up to 100 ms.
+PostgreSQL is selected by its URL; its write transactions queue the
 same way on a transaction-scoped advisory lock, so that the audit trail's hash chain
 (:mod:`ketapain.clinic.audit_chain`) grows one link at a time and a check-then-write
 (an infusion's version) cannot interleave with another writer's.
@@ -17,22 +20,42 @@ same way on a transaction-scoped advisory lock, so that the audit trail's hash c
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+
+try:
+    import fcntl
+except ImportError:  # Windows: the gate serialises the writers of one process only
+    fcntl = None  # type: ignore[assignment]
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from ketapain.errors import InvalidValueError
 
-__all__ = ["PG_WRITE_LOCK", "Base", "Database", "UTCDateTime", "utc_now"]
+__all__ = ["PG_WRITE_LOCK", "POOL_SIZE", "Base", "Database", "UTCDateTime", "utc_now"]
 
 # Wait this long for another writer before giving up (SQLite busy timeout).
 _BUSY_TIMEOUT_MS: Final = 30_000
+
+# The key, in a pooled connection's info, that says it holds the writer gate.
+_GATED: Final = "ketapain_writer_gate"
+
+# Connections each process keeps: more than the requests its thread pool runs at once,
+# and as many again in overflow (a request may hold a read and then a write), so that a
+# request does not wait for a connection. Past that it waits at most _POOL_TIMEOUT_S and
+# is answered 503 (the server is overloaded) instead of hanging.
+POOL_SIZE: Final = 16
+_POOL_TIMEOUT_S: Final = 5.0
+_POOL: Final = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_timeout": _POOL_TIMEOUT_S}
 
 
 class _NoResultRows(logging.Filter):
@@ -87,6 +110,60 @@ class Base(DeclarativeBase):
     }
 
 
+class _WriterGate:
+    """One writer at a time on a SQLite file, in this process (a lock) and across processes
+    (``flock`` on a file beside the database, where the platform has it; the file stays, as
+    a lock file must, and is opened only while a writer holds it). A writer waits at most
+    the busy timeout, as SQLite's own lock would make it, then gets a pool timeout (503)."""
+
+    def __init__(self, database_path: str) -> None:
+        self._path = f"{database_path}-writer"
+        self._local = threading.Lock()
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        if not self._local.acquire(timeout=_BUSY_TIMEOUT_MS / 1000):
+            raise _busy()
+        try:
+            if fcntl is not None:
+                self._fd = self._flock(deadline)
+        except BaseException:
+            self._local.release()
+            raise
+
+    def _flock(self, deadline: float) -> int:
+        # Only one thread per process gets here, so polling is cheap; the waits stay short
+        # so that the next writer goes soon after the last one commits.
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            wait_s = 0.0002
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _busy() from None
+                    time.sleep(wait_s)
+                    wait_s = min(wait_s * 2, 0.002)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        try:
+            if fd is not None:
+                os.close(fd)  # and with it the flock
+        finally:
+            self._local.release()
+
+
+def _busy() -> PoolTimeoutError:
+    return PoolTimeoutError(f"another writer held the database for {_BUSY_TIMEOUT_MS / 1000:g} s")
+
+
 def _sqlite_engine(url: str) -> Engine:
     memory = url in ("sqlite://", "sqlite:///:memory:")
     engine = create_engine(
@@ -94,7 +171,7 @@ def _sqlite_engine(url: str) -> Engine:
         # Errors and logs never quote a statement's values: they are patient data.
         hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
-        **({"poolclass": StaticPool} if memory else {}),
+        **({"poolclass": StaticPool} if memory else _POOL),
     )
 
     @event.listens_for(engine, "connect")
@@ -109,16 +186,27 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cur.close()
 
+    gate = None if memory or not engine.url.database else _WriterGate(engine.url.database)
+
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         write = conn.get_execution_options().get("ketapain_write", False)
+        if write and gate is not None and not conn.info.get(_GATED):
+            gate.acquire()
+            conn.info[_GATED] = True
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        # Back in the pool: committed or rolled back, the next writer may go.
+        if gate is not None and record.info.pop(_GATED, False):
+            gate.release()
 
     return engine
 
 
 def _postgresql_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **_POOL)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:

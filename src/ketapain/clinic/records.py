@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, Session, aliased, declared_attr, mapped_colum
 from sqlalchemy.types import TypeDecorator
 
 from ketapain.clinic.db import Base, utc_now
-from ketapain.errors import ConflictError, InvalidValueError, RecordNotFoundError
+from ketapain.errors import ConflictError, InvalidValueError, RecordNotFoundError, field_path
 
 __all__ = ["Correctable", "Record", "correct", "current", "get_or_raise"]
 
@@ -140,7 +140,11 @@ def correct(
     changes = dict(changes or {})
     unknown = sorted(set(changes) - set(model.__copy_on_correct__))
     if unknown:
-        raise InvalidValueError(unknown[0], f"one of {', '.join(model.__copy_on_correct__)}", "")
+        raise InvalidValueError(
+            field_path(unknown[0]),
+            f"one of {', '.join(model.__copy_on_correct__)}",
+            unknown[0],
+        )
     values = {k: getattr(old, k) for k in model.__copy_on_correct__}
     values.update({k: _coerce(model, k, v) for k, v in changes.items()})
     row = model(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any
 
@@ -29,9 +29,11 @@ from ketapain.clinic.records import current, get_or_raise
 from ketapain.errors import ConflictError, InvalidValueError
 
 __all__ = [
+    "current_demographics",
     "demographics_of",
     "list_patients",
     "patient_record",
+    "patient_summary",
     "register_patient",
     "require_fresh",
 ]
@@ -82,6 +84,20 @@ def demographics_of(session: Session, patient_id: uuid.UUID) -> Demographics:
     return row
 
 
+def current_demographics(
+    session: Session, patient_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Demographics]:
+    """The current demographics of each patient in ``patient_ids``, in one statement."""
+    if not patient_ids:
+        return {}
+    rows = session.scalars(
+        current(Demographics)
+        .where(Demographics.patient_id.in_(patient_ids))
+        .order_by(Demographics.recorded_utc)
+    )
+    return {d.patient_id: d for d in rows}  # the latest of each wins
+
+
 def _summary(patient: Patient, demo: Demographics, on: date) -> dict[str, Any]:
     return {
         "id": str(patient.id),
@@ -128,11 +144,16 @@ def _rows(session: Session, model: Any, patient_id: uuid.UUID, order: Any) -> Se
     ).all()
 
 
-def patient_record(session: Session, actor: Actor, patient_id: uuid.UUID) -> dict[str, Any]:
-    """The patient's record: demographics for everyone allowed; the chart for clinicians."""
+def patient_summary(session: Session, actor: Actor, patient_id: uuid.UUID) -> dict[str, Any]:
+    """Who the patient is: MRN, name, birth date, age and sex (what the front desk sees)."""
     require(actor, Action.READ_SCHEDULE)
     patient = get_or_raise(session, Patient, patient_id, "patient")
-    out = _summary(patient, demographics_of(session, patient_id), utc_now().date())
+    return _summary(patient, demographics_of(session, patient_id), utc_now().date())
+
+
+def patient_record(session: Session, actor: Actor, patient_id: uuid.UUID) -> dict[str, Any]:
+    """The patient's record: demographics for everyone allowed; the chart for clinicians."""
+    out = patient_summary(session, actor, patient_id)
     if not allowed(actor, Action.READ_CLINICAL):
         return out
     meds = [m.as_dict() for m in _rows(session, Medication, patient_id, Medication.recorded_utc)]

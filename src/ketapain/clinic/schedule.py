@@ -3,24 +3,35 @@ they are for and the protocol; no doses, no clinical notes."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.audit import Actor
-from ketapain.clinic.courses import Booster, Course, active_courses, current_plan
+from ketapain.clinic.courses import Booster, Course, active_courses, current_plans
+from ketapain.clinic.patients import Demographics
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import current
-from ketapain.clinic.registry import demographics_of
+from ketapain.clinic.registry import current_demographics, demographics_of
 from ketapain.errors import InvalidValueError
 
-__all__ = ["booking_header", "schedule"]
+__all__ = ["booking_header", "booking_headers", "schedule"]
 
 
 def booking_header(session: Session, course: Course) -> dict[str, Any]:
     """Who and what a booking is for: patient (name, id), course, protocol."""
-    demo = demographics_of(session, course.patient_id)
+    return _header(course, demographics_of(session, course.patient_id))
+
+
+def booking_headers(session: Session, courses: list[Course]) -> dict[uuid.UUID, dict[str, Any]]:
+    """:func:`booking_header` of each course, by course id, in one statement."""
+    demo = current_demographics(session, {c.patient_id for c in courses})
+    return {c.id: _header(c, demo[c.patient_id]) for c in courses}
+
+
+def _header(course: Course, demo: Demographics) -> dict[str, Any]:
     return {
         "patient_id": str(course.patient_id),
         "patient": f"{demo.family_name}, {demo.given_name}",
@@ -39,16 +50,18 @@ def schedule(
     require(actor, Action.READ_SCHEDULE)
     if to_date < from_date:
         raise InvalidValueError("to", f"on or after {from_date}", to_date)
+    courses = active_courses(session)
+    ids = [c.id for c in courses]
+    plans = current_plans(session, ids)
+    who = booking_headers(session, courses)
     out: list[dict[str, Any]] = []
-    for course in active_courses(session):
-        who = booking_header(session, course)
-        plan = current_plan(session, course.id).plan
-        for s in plan["sessions"]:
+    for course in courses:
+        for s in plans[course.id].plan["sessions"]:
             day = date.fromisoformat(s["date"])
             if from_date <= day <= to_date:
                 out.append(
                     {
-                        **who,
+                        **who[course.id],
                         "kind": "session",
                         "number": s["number"],
                         "date": s["date"],
@@ -56,16 +69,22 @@ def schedule(
                         "end": s["end"],
                     }
                 )
-        for b in session.scalars(current(Booster).where(Booster.course_id == course.id)):
-            if from_date <= b.scheduled_date <= to_date:
-                out.append(
-                    {
-                        **who,
-                        "kind": "booster",
-                        "number": None,
-                        "date": b.scheduled_date.isoformat(),
-                        "start": None,
-                        "end": None,
-                    }
-                )
+    boosters = session.scalars(
+        current(Booster).where(
+            Booster.course_id.in_(ids),
+            Booster.scheduled_date >= from_date,
+            Booster.scheduled_date <= to_date,
+        )
+    )
+    for b in boosters:
+        out.append(
+            {
+                **who[b.course_id],
+                "kind": "booster",
+                "number": None,
+                "date": b.scheduled_date.isoformat(),
+                "start": None,
+                "end": None,
+            }
+        )
     return sorted(out, key=lambda r: (r["date"], r["start"] or "", r["patient"]))

@@ -26,7 +26,7 @@ from ketapain.fhir._intake_base import Context, Item, Unreadable, Unsupported
 from ketapain.fhir._intake_read import READERS, not_taken, read_resource
 from ketapain.fhir._intake_result import EntryOutcome, EntryProblem
 from ketapain.fhir.codes import LOCAL, LOCAL_SESSION
-from ketapain.fhir.validation import Problem, check
+from ketapain.fhir.validation import Problem, check, nesting_problem
 
 __all__ = ["BUNDLE_TYPES", "Checker", "Entry", "Group", "group"]
 
@@ -113,6 +113,11 @@ class Checker:
             if e.resource_type not in READERS:
                 # Not read, so not validated: an Encounter of another system is not ours to check.
                 self._unsupported(e, Unsupported("resourceType", not_taken(e.resource_type)))
+                continue
+            too_deep = nesting_problem(e.resource)
+            if too_deep is not None:
+                # Refused before anything else reads it: what follows recurses.
+                self.problem(e, too_deep.path, too_deep.message)
                 continue
             problems = check(e.resource)
             for p in problems:

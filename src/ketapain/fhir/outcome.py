@@ -19,6 +19,7 @@ ISSUE_CODE: Final = {
     404: "not-found",
     409: "conflict",
     422: "invalid",
+    503: "transient",
 }
 
 

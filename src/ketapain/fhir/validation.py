@@ -28,9 +28,17 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
-__all__ = ["SUPPORTED_VERSION", "Problem", "check", "model_class"]
+__all__ = ["MAX_NESTING", "SUPPORTED_VERSION", "Problem", "check", "model_class", "nesting_problem"]
 
 SUPPORTED_VERSION: Final = "4.0.1"
+
+# The deepest nesting of objects and arrays a resource may have, the resource itself the
+# first level. The resource models validate by recursion, about four interpreter frames
+# a level, and run out of Python's 1000 frames near 245 levels (122 nested extensions):
+# 64 levels keep validation near 260 frames, leaving the rest for the caller (a web
+# request's stack), and are still far deeper than any resource ketapain reads or
+# writes (a nested extension or Questionnaire item adds two levels).
+MAX_NESTING: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +164,33 @@ def _model_problems(resource: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
+def nesting_problem(resource: Mapping[str, Any]) -> Problem | None:
+    """A problem if ``resource`` nests objects and arrays more than :data:`MAX_NESTING`
+    levels deep (the resource itself is the first), naming the top-level element that
+    does; None otherwise. Iterative, so any depth that JSON decoding allowed is safe."""
+    stack: list[tuple[Any, str, int]] = [
+        (value, _path([key]), 2) for key, value in resource.items()
+    ]
+    while stack:
+        node, top, depth = stack.pop()
+        if not isinstance(node, Mapping | list):
+            continue
+        if depth > MAX_NESTING:
+            return Problem(
+                top, f"objects and arrays nested at most {MAX_NESTING} levels deep, got deeper"
+            )
+        values = node.values() if isinstance(node, Mapping) else node
+        stack.extend((value, top, depth + 1) for value in values)
+    return None
+
+
 def check(resource: Mapping[str, Any]) -> list[Problem]:
     """Everything wrong with ``resource`` as FHIR R4 (empty if it is valid)."""
     if not isinstance(resource, Mapping) or "resourceType" not in resource:
         return [Problem("resourceType", "a FHIR resource (a JSON object with resourceType)")]
+    too_deep = nesting_problem(resource)
+    if too_deep is not None:
+        return [too_deep]
     problems = _model_problems(resource)
     if problems and problems[0].path == "resourceType":
         return problems

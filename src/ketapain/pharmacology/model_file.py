@@ -32,11 +32,11 @@ Every error names the file, the field and the allowed range.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from ketapain._files import key_name, read_toml
 from ketapain.errors import InvalidValueError, ModelFileError
 from ketapain.pharmacology._validate import finite_in_range
 from ketapain.pharmacology.model import (
@@ -67,11 +67,9 @@ def load_model_file(path: str | Path) -> PKModel:
     """Read and validate a model file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = read_toml(path, "file", prefix=True)
     except FileNotFoundError:
         raise ModelFileError(str(path), "file", "an existing TOML file", str(path)) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ModelFileError(str(path), "file", "valid TOML", str(err)) from None
     return parse_model(data, origin=str(path))
 
 
@@ -154,7 +152,9 @@ def _no_unknown(prefix: str, table: Mapping[str, Any], allowed: set[str] | froze
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise InvalidValueError(
-            prefix + unknown[0], f"one of the known keys ({', '.join(sorted(allowed))})", "unknown"
+            prefix + key_name(unknown[0]),
+            f"one of the known keys ({', '.join(sorted(allowed))})",
+            "unknown",
         )
 
 

@@ -16,7 +16,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Self
 
+from ketapain._files import key_name, read_json
 from ketapain.errors import InvalidValueError
 from ketapain.sources import ANDRADE_2019, KETALAR_LABEL, STANPUMP, Source
 
@@ -355,14 +355,7 @@ class Schedule:
     @classmethod
     def from_json_file(cls, path: str | Path) -> Schedule:
         """Read a schedule from a JSON file."""
-        text = Path(path).read_text(encoding="utf-8")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InvalidValueError(
-                "schedule file", f"valid JSON ({err.msg} at line {err.lineno})", str(path)
-            ) from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(Path(path), "schedule file"))
 
 
 def _present(**values: float | None) -> dict[str, float]:
@@ -392,10 +385,10 @@ def _dose_from_dict(item: object) -> tuple[Dose, ...]:
         raise InvalidValueError(
             "route", f"one of {', '.join(r.value for r in Route)}", item.get("route")
         ) from None
-    unknown = set(item) - _FIELDS[route]
+    unknown = sorted(set(item) - _FIELDS[route])
     if unknown:
         raise InvalidValueError(
-            sorted(unknown)[0], f"absent for route {route.value}", item[sorted(unknown)[0]]
+            key_name(unknown[0]), f"absent for route {route.value}", item[unknown[0]]
         )
     if route is Route.IV_INFUSION:
         if "steps" in item:
@@ -428,7 +421,7 @@ def _steps_from_dict(item: Mapping[str, Any]) -> tuple[Infusion, ...]:
         raise InvalidValueError("start_h", "given for an infusion", None)
     extra = set(item) - {"route", "start_h", "steps"}
     if extra:
-        raise InvalidValueError(sorted(extra)[0], "absent when steps are given", "given")
+        raise InvalidValueError(key_name(sorted(extra)[0]), "absent when steps are given", "given")
     steps = item["steps"]
     if not isinstance(steps, list) or not steps:
         raise InvalidValueError("steps", "a non-empty list", steps)

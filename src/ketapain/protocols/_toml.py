@@ -7,12 +7,12 @@ refuses a value; the file name is added by the loader.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ketapain.errors import InvalidValueError, ModelFileError
+from ketapain import _files
+from ketapain.errors import InvalidValueError
 from ketapain.sources import Source
 
 SOURCE_KEYS = frozenset({"authors", "year", "journal", "title", "doi", "locator"})
@@ -21,13 +21,9 @@ SOURCE_KEYS = frozenset({"authors", "year", "journal", "title", "doi", "locator"
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; errors name the file."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return _files.read_toml(path, "(file)", prefix=True)
     except (FileNotFoundError, IsADirectoryError):
         raise InvalidValueError("file", "an existing TOML file", str(path)) from None
-    except UnicodeDecodeError:
-        raise ModelFileError(str(path), "(file)", "UTF-8 text", "undecodable bytes") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ModelFileError(str(path), "(file)", f"valid TOML ({err})", "...") from None
 
 
 def table(value: object, field: str) -> Mapping[str, Any]:
@@ -41,7 +37,8 @@ def keys(data: Mapping[str, Any], field: str, allowed: set[str] | frozenset[str]
     """Refuse keys outside ``allowed``."""
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        where = f"{field}.{unknown[0]}" if field else unknown[0]
+        name = _files.key_name(unknown[0])
+        where = f"{field}.{name}" if field else name
         raise InvalidValueError(where, f"one of {', '.join(sorted(allowed))}", "given")
 
 

@@ -29,6 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from ketapain._files import key_name
 from ketapain.errors import InvalidValueError, ModelFileError, UnknownNameError
 from ketapain.protocols import _toml
 from ketapain.protocols.findings import Finding, Severity
@@ -222,10 +223,11 @@ def load_drug_library(path: str | Path | None = None) -> DrugLibrary:
             raise InvalidValueError("profiles", "at least one profile table", "none")
         profiles, titles = {}, {}
         for name, item in profiles_data.items():
-            tab = _toml.table(item, f"profiles.{name}")
-            title = _toml.text(tab, "title", f"profiles.{name}.", default=name)
+            where = f"profiles.{key_name(name)}"
+            tab = _toml.table(item, where)
+            title = _toml.text(tab, "title", f"{where}.", default=name)
             profiles[name] = LimitSet.from_mapping(
-                tab, origin=f"drug library: {title}", field=f"profiles.{name}."
+                tab, origin=f"drug library: {title}", field=f"{where}."
             )
             titles[name] = title
     except ModelFileError:

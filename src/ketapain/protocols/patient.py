@@ -19,13 +19,13 @@ the field and the allowed values. Example::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ketapain._files import key_name, read_json
 from ketapain.errors import InvalidValueError
 from ketapain.protocols.vocabulary import resolve_diagnosis, resolve_history
 
@@ -87,7 +87,9 @@ def _table(data: Mapping[str, Any], key: str, allowed: Mapping[str, object]) -> 
         raise InvalidValueError(key, "an object", value)
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise InvalidValueError(f"{key}.{unknown[0]}", f"one of {', '.join(allowed)}", "given")
+        raise InvalidValueError(
+            f"{key}.{key_name(unknown[0])}", f"one of {', '.join(allowed)}", "given"
+        )
     return value
 
 
@@ -147,7 +149,9 @@ class Patient:
             raise InvalidValueError("patient", "a JSON object", type(data).__name__)
         unknown = sorted(set(data) - _KEYS)
         if unknown:
-            raise InvalidValueError(unknown[0], f"one of {', '.join(sorted(_KEYS))}", "given")
+            raise InvalidValueError(
+                key_name(unknown[0]), f"one of {', '.join(sorted(_KEYS))}", "given"
+            )
         for key in ("age_y", "sex", "weight_kg"):
             if key not in data:
                 raise InvalidValueError(key, "given", None)
@@ -182,11 +186,9 @@ class Patient:
         """Read a patient JSON file."""
         p = Path(path)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = read_json(p, "patient file")
         except (FileNotFoundError, IsADirectoryError):
             raise InvalidValueError("patient file", "an existing JSON file", str(p)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InvalidValueError("patient file", f"valid JSON ({err})", str(p)) from None
         return cls.from_dict(data)
 
     def has(self, *history: str) -> bool:
@@ -214,7 +216,7 @@ def _medication(item: object, i: int) -> Medication:
     unknown = sorted(set(item) - allowed)
     if unknown:
         raise InvalidValueError(
-            f"{prefix}{unknown[0]}", f"one of {', '.join(sorted(allowed))}", "given"
+            f"{prefix}{key_name(unknown[0])}", f"one of {', '.join(sorted(allowed))}", "given"
         )
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():

@@ -3,6 +3,12 @@ database."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import anyio.to_thread
 from fastapi import FastAPI
 
 from ketapain import __version__
@@ -13,9 +19,23 @@ from ketapain.web import errors, pages
 from ketapain.web.api import auth, courses, fhir, infusions, patients
 from ketapain.web.security import SecurityMiddleware
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "DEMO_LOGINS_ENV", "app_from_env", "create_app"]
 
 API_PREFIX = "/api/v1"
+# The routes run in a thread pool of this size (anyio's default is 40). The work is CPU
+# bound and holds the GIL: a writer that holds the database's write gate competes for the
+# GIL with every other thread of its process, so few threads per process and more
+# processes (`ketapain serve --workers`) serve more. Measured with bench/clinic_load.py
+# (README, "A busy clinic day"). Below POOL_SIZE: every thread finds a connection.
+SERVER_THREADS: Final = 4
+# Set to "1" by `ketapain serve --demo --workers N` for its worker processes.
+DEMO_LOGINS_ENV: Final = "KETAPAIN_SHOW_DEMO_LOGINS"
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = SERVER_THREADS
+    yield
 
 
 def create_app(
@@ -31,12 +51,18 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db = db or Database.connect(settings.database_url)
     app.state.rules = load_rules(settings.alarm_thresholds_file)
     app.state.demo = demo
     errors.install(app)
+    # A request is matched against the routes one by one, in the order they were added
+    # (they do not overlap): the chair's, busiest all day (charting, polling), come first.
+    app.include_router(infusions.router, prefix=API_PREFIX)
+    app.include_router(pages.chair_router, include_in_schema=False)
+    app.include_router(patients.router, prefix=API_PREFIX)
     pages.install(app)
     docs = {app.docs_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(
@@ -44,7 +70,7 @@ def create_app(
         settings=settings,
         fixed_paths=frozenset(p for p in docs if p),
     )
-    for router in (auth.router, patients.router, courses.router, infusions.router):
+    for router in (auth.router, courses.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(fhir.router)
 
@@ -56,3 +82,9 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The application of each worker process of ``ketapain serve --workers N``: the
+    settings from the ``KETAPAIN_*`` environment, as the serving command set it."""
+    return create_app(demo=os.environ.get(DEMO_LOGINS_ENV) == "1")

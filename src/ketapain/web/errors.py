@@ -12,6 +12,7 @@ RecordNotFoundError     404     ``not_found``
 HardStopError           409     ``hard_stop`` (+ ``findings``)
 ConflictError           409     ``conflict``
 AppendOnlyError         409     ``append_only``
+no database connection  503     ``busy`` (the server is overloaded; ``Retry-After: 1``)
 ======================  ======  =======================================================
 
 Under ``/fhir`` the same errors are FHIR OperationOutcomes (``application/fhir+json``);
@@ -25,6 +26,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ketapain.clinic.accounts import resolve_token
@@ -37,6 +39,7 @@ from ketapain.errors import (
     InvalidValueError,
     RecordNotFoundError,
     UnknownNameError,
+    field_path,
 )
 from ketapain.fhir.intake import FhirImportError
 from ketapain.fhir.outcome import ISSUE_CODE, issue, operation_outcome
@@ -68,8 +71,8 @@ def _answer(
         return JSONResponse(content, status_code=status_code, headers=headers)
     if status_code == 401:
         return RedirectResponse(sign_in_url(request.url.path), status_code=303)
-    titles = {403: "Not allowed", 404: "Not found", 409: "Not possible"}
-    return render(
+    titles = {403: "Not allowed", 404: "Not found", 409: "Not possible", 503: "Busy"}
+    page = render(
         request,
         "error.html",
         page_user=None,
@@ -77,6 +80,8 @@ def _answer(
         title=titles.get(status_code, "Something is wrong"),
         message=content["message"],
     )
+    page.headers.update(headers or {})
+    return page
 
 
 def _outcome(content: dict[str, Any], status_code: int, headers: dict[str, str] | None) -> Response:
@@ -109,7 +114,8 @@ def _anonymous(request: Request) -> AuthenticationError | None:
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(x) for x in loc if x != "body") or "body"
+    parts = loc[1:] if loc[:1] == ("body",) else loc
+    return field_path(*(p if isinstance(p, int) else str(p) for p in parts)) or "body"
 
 
 def install(app: FastAPI) -> None:
@@ -128,7 +134,12 @@ def install(app: FastAPI) -> None:
         anonymous = _anonymous(_r)
         if anonymous is not None:
             return await _auth(_r, anonymous)
-        errors = [{"field": _loc(tuple(e["loc"])), "message": e["msg"]} for e in err.errors()]
+        errors = [
+            # A body that is not JSON at all: its location is a character offset.
+            {"field": "body" if e["type"] == "json_invalid" else _loc(tuple(e["loc"])),
+             "message": e["msg"]}
+            for e in err.errors()
+        ]  # fmt: skip
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         return _answer(
             _r,
@@ -177,6 +188,13 @@ def install(app: FastAPI) -> None:
     async def _append(_r: Request, err: AppendOnlyError) -> Response:
         return _answer(_r, _body("append_only", str(err), None), status_code=409)
 
+    @app.exception_handler(PoolTimeoutError)
+    async def _busy(_r: Request, _err: PoolTimeoutError) -> Response:
+        message = "the server is too busy to reach its database: try again in a moment"
+        return _answer(
+            _r, _body("busy", message, None), status_code=503, headers={"Retry-After": "1"}
+        )
+
     @app.exception_handler(FhirImportError)
     async def _bundle(_r: Request, err: FhirImportError) -> Response:
         issues = [{"message": str(p), "expression": p.expression()} for p in err.problems]
@@ -188,6 +206,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_r: Request, err: StarletteHTTPException) -> Response:
+        # A body FastAPI cannot read (400) is refused before the credentials are checked.
+        anonymous = _anonymous(_r) if err.status_code == 400 else None
+        if anonymous is not None:
+            return await _auth(_r, anonymous)
         return _answer(
             _r,
             _body("not_found" if err.status_code == 404 else "http_error", str(err.detail), None),

@@ -1,7 +1,8 @@
 """The clinic's web pages: server-rendered (Jinja2), one module per area, small scripts
 for the live parts. The pages call the same clinic services as the API.
 
-``install(app)`` adds the pages, the static files and the error pages to an app.
+``install(app)`` adds the pages, the static files and the error pages to an app, all but
+the chair's pages (``chair_router``), which the app adds among its busiest routes.
 """
 
 from __future__ import annotations
@@ -21,20 +22,19 @@ from ketapain.web.pages.patients import router as patients_router
 from ketapain.web.pages.planning import router as planning_router
 from ketapain.web.pages.reports import router as reports_router
 
-__all__ = ["install"]
+__all__ = ["chair_router", "install"]
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    """Add the pages, ``/static`` and the sign-in redirect to ``app``."""
+    """Add the pages (but the chair's), ``/static`` and the sign-in redirect to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (
         auth_router,
         planning_router,  # before the record's /patients/{id}/{section} forms
         patients_router,
         courses_router,
-        chair_router,
         admin_router,
         reports_router,
     ):

@@ -168,7 +168,11 @@ class FormReader:
 
     def _raw(self, name: str) -> str:
         value = self.form.get(name)
-        return value.strip() if isinstance(value, str) else ""
+        if not isinstance(value, str):
+            return ""
+        if "\x00" in value:  # no record can hold one (PostgreSQL refuses it)
+            raise InvalidValueError(name, "text without NUL characters", value)
+        return value.strip()
 
     def _missing(self, name: str, required: bool, what: str) -> None:
         if required:

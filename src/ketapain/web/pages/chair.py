@@ -38,7 +38,7 @@ from ketapain.clinic.observations import RESCUE_DRUGS, RescueMedication, Severit
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.pump import pump_event
 from ketapain.clinic.records import get_or_raise
-from ketapain.clinic.registry import patient_record
+from ketapain.clinic.registry import patient_summary
 from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, KetapainError
 from ketapain.web.deps import DbDep, RulesDep
 from ketapain.web.pages._charts import infusion_chart
@@ -85,11 +85,11 @@ def _live(view: dict[str, Any], me: PageUser) -> dict[str, Any]:
 def _context(db: Database, me: PageUser, infusion_id: uuid.UUID) -> dict[str, Any]:
     actor = me.user.actor()
     with reading(db, actor) as session:
-        view = infusion_view(session, actor, infusion_id)
         inf = get_or_raise(session, Infusion, infusion_id, "infusion")
         plan = current_plan(session, inf.course_id).plan
-        ready = checklist_status(session, inf).as_dict()
-        record = patient_record(session, actor, inf.patient_id)
+        view = infusion_view(session, actor, infusion_id, plan=plan)
+        ready = checklist_status(session, inf, plan=plan).as_dict()
+        record = patient_summary(session, actor, inf.patient_id)
         alarms = [
             a
             for a in open_alarms(session, actor, patient_id=inf.patient_id)
