@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from ketapain import __version__
 from ketapain.clinic.alarms import load_rules
@@ -17,6 +17,8 @@ from ketapain.clinic.db import Database
 from ketapain.config import Settings
 from ketapain.web import errors, pages
 from ketapain.web.api import auth, courses, fhir, infusions, patients
+from ketapain.web.api._schemas import ERROR_RESPONSES
+from ketapain.web.deps import refuse_nul
 from ketapain.web.security import SecurityMiddleware
 
 __all__ = ["API_PREFIX", "DEMO_LOGINS_ENV", "app_from_env", "create_app"]
@@ -52,6 +54,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         lifespan=_lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     app.state.db = db or Database.connect(settings.database_url)
@@ -60,9 +63,9 @@ def create_app(
     errors.install(app)
     # A request is matched against the routes one by one, in the order they were added
     # (they do not overlap): the chair's, busiest all day (charting, polling), come first.
-    app.include_router(infusions.router, prefix=API_PREFIX)
+    app.include_router(infusions.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(pages.chair_router, include_in_schema=False)
-    app.include_router(patients.router, prefix=API_PREFIX)
+    app.include_router(patients.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     pages.install(app)
     docs = {app.docs_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(
@@ -71,7 +74,7 @@ def create_app(
         fixed_paths=frozenset(p for p in docs if p),
     )
     for router in (auth.router, courses.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(fhir.router)
 
     @app.get(f"{API_PREFIX}/health", tags=["service"])

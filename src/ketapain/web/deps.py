@@ -7,6 +7,7 @@ from typing import Annotated, Final
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.accounts import User, resolve_token
@@ -24,6 +25,7 @@ __all__ = [
     "RulesDep",
     "SettingsDep",
     "UserDep",
+    "refuse_nul",
     "set_session_cookie",
 ]
 
@@ -106,3 +108,20 @@ async def _read(db: DbDep, actor: ActorDep) -> AsyncIterator[Session]:
 
 
 ReadDep = Annotated[Session, Depends(_read)]
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse a query parameter or a path holding a NUL character: no record can hold one
+    (PostgreSQL refuses it in text). A validation error, so that an anonymous request is
+    still answered 401 first (:mod:`ketapain.web.errors`)."""
+    where: tuple[str, ...] | None = None
+    if "\x00" in request.url.path:
+        where = ("path",)
+    else:
+        where = next((("query", k) for k, v in request.query_params.multi_items()
+                      if "\x00" in k or "\x00" in v), None)  # fmt: skip
+    if where is not None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": where, "input": None,
+              "msg": "text without NUL characters (\\u0000)"}]
+        )  # fmt: skip

@@ -41,10 +41,8 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 from ketapain.config import Settings
-from ketapain.errors import field_path
 
 __all__ = ["ACCESS_LOG", "ERROR_LOG", "SecurityMiddleware", "log_unhandled", "route_of"]
 
@@ -130,11 +128,7 @@ class SecurityMiddleware:
             await send(message)
 
         try:
-            where = _nul_in(scope)
-            if where is not None:
-                await _refuse_nul(path, where, send_with_headers)
-            else:
-                await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, send_with_headers)
         except Exception as exc:
             # Caught here, not re-raised: the server's own log would print the message.
             reference = log_unhandled(scope, exc, self.fixed)
@@ -166,33 +160,6 @@ def _secure_cookie(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     if name.lower() == b"set-cookie" and b"; secure" not in value.lower():
         return name, value + b"; Secure"
     return name, value
-
-
-def _nul_in(scope: Scope) -> str | None:
-    """The query parameter (or ``path``) holding a NUL character: no record can hold one
-    (PostgreSQL refuses it in text), so it is refused before any route sees it."""
-    if "\x00" in scope.get("path", ""):
-        return "path"
-    query: bytes = scope.get("query_string", b"")
-    if b"%00" not in query.lower() and b"\x00" not in query:
-        return None
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if "\x00" in key or "\x00" in value:
-            return field_path(key.replace("\x00", "\\u0000"))
-    return None
-
-
-async def _refuse_nul(path: str, where: str, send: Send) -> None:
-    message = f"{where}: text without NUL characters (\\u0000)"
-    if path.startswith("/fhir"):
-        issue = {"severity": "error", "code": "invalid", "diagnostics": message,
-                 "expression": [where]}  # fmt: skip
-        body = json.dumps({"resourceType": "OperationOutcome", "issue": [issue]})
-        content_type = b"application/fhir+json"
-    else:
-        body = json.dumps({"error": "invalid_value", "message": message, "field": where})
-        content_type = b"application/json"
-    await _send(send, 422, content_type, body.encode())
 
 
 async def _internal_error(path: str, reference: str, send: Send) -> None:

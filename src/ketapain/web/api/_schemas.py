@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import types
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Final, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["Body", "Correction", "OverrideIn"]
+__all__ = ["ERROR_RESPONSES", "Body", "Correction", "ErrorOut", "OverrideIn"]
 
 
 class Body(BaseModel):
@@ -72,3 +72,28 @@ class Correction(Body):
     reason: str = Field(min_length=1)
     entered_in_error: bool = False
     changes: dict[str, object] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    """An error answer: its kind, what went wrong, and the field at fault (if one is);
+    some kinds add more (``allowed``, ``errors``, ``findings``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    field: str | None
+
+
+# The error answers every API route may give (ketapain.web.errors), for the OpenAPI document.
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (401, "not_authenticated: no, an unknown, an expired or a revoked token"),
+        (403, "forbidden: the role does not allow it (audited)"),
+        (404, "not_found: no record with that id"),
+        (409, "conflict, hard_stop (with findings) or append_only"),
+        (422, "invalid_value (with allowed, or errors: every field at fault) or unknown_name"),
+        (503, "busy: the server is overloaded; try again (Retry-After)"),
+    )
+}
