@@ -28,12 +28,12 @@ def _invoke(*args: str, stdin: str | None = None) -> tuple[int, str]:
 
 
 def test_db_upgrade_then_already_current(tmp_path: Path) -> None:
-    """``db upgrade`` migrates an empty database to 0003; a second run says it is current."""
+    """``db upgrade`` migrates an empty database to 0004; a second run says it is current."""
     url = _url(tmp_path)
     code, out = _invoke("db", "upgrade", "--database-url", url)
     assert code == 0, out
-    assert migrate.head() == "0003"
-    assert "revision 0003" in out
+    assert migrate.head() == "0004"
+    assert "revision 0004" in out
     assert "migrated from empty" in out
     code, out = _invoke("db", "upgrade", "--database-url", url)
     assert code == 0, out
@@ -49,7 +49,7 @@ def test_db_status(tmp_path: Path) -> None:
     assert _invoke("db", "upgrade", "--database-url", url)[0] == 0
     code, out = _invoke("db", "status", "--database-url", url)
     assert code == 0, out
-    assert "database revision: 0003; newest: 0003" in out
+    assert "database revision: 0004; newest: 0004" in out
 
 
 def test_users_create_and_list(tmp_path: Path) -> None:

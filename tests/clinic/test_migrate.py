@@ -64,8 +64,8 @@ def test_package_registers_tables() -> None:
 
 
 def test_database_is_at_head(db: Database) -> None:
-    """A migrated database is at the newest shipped revision, 0003."""
-    assert migrate.head() == "0003"
+    """A migrated database is at the newest shipped revision, 0004."""
+    assert migrate.head() == "0004"
     assert migrate.current(db) == migrate.head()
 
 
@@ -87,21 +87,21 @@ def test_upgrade_is_idempotent(db: Database) -> None:
     """Upgrading a database at head changes nothing and keeps the data."""
     with db.session() as session:
         users = session.scalar(select(func.count()).select_from(User))
-    assert migrate.upgrade(db) == "0003"
-    assert migrate.upgrade(db) == "0003"
-    assert migrate.current(db) == "0003"
+    assert migrate.upgrade(db) == "0004"
+    assert migrate.upgrade(db) == "0004"
+    assert migrate.current(db) == "0004"
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(User)) == users
     assert _diff(db) == []
 
 
 def test_fresh_sqlite_upgrade(tmp_path: Path) -> None:
-    """An empty SQLite file has no revision before upgrade and 0003 after."""
+    """An empty SQLite file has no revision before upgrade and 0004 after."""
     db = Database.connect(f"sqlite:///{tmp_path / 'fresh.db'}")
     try:
         assert migrate.current(db) is None
-        assert migrate.upgrade(db) == "0003"
-        assert migrate.current(db) == "0003"
+        assert migrate.upgrade(db) == "0004"
+        assert migrate.current(db) == "0004"
         assert _diff(db) == []
     finally:
         db.dispose()
@@ -116,7 +116,7 @@ def test_sqlite_downgrade_then_upgrade(tmp_path: Path) -> None:
         assert migrate.current(db) is None
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         assert _tables_with_triggers(db) == {}
-        assert migrate.upgrade(db) == "0003"
+        assert migrate.upgrade(db) == "0004"
         assert _diff(db) == []
         assert set(_tables_with_triggers(db)) == _append_only_tables()
     finally:
@@ -128,6 +128,17 @@ def test_downgrade_then_upgrade_on_both_engines(db: Database) -> None:
     _downgrade(db, "base")
     assert migrate.current(db) is None
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
-    assert migrate.upgrade(db) == "0003"
+    assert migrate.upgrade(db) == "0004"
     assert _diff(db) == []
     assert set(_tables_with_triggers(db)) == _append_only_tables()
+
+
+def test_downgrade_to_0003_keeps_the_decisions_guards(db: Database) -> None:
+    """Dropping 0004's decision column keeps the decisions table append-only."""
+    _downgrade(db, "0003")
+    assert "recommendation" not in {c["name"] for c in inspect(db.engine).get_columns("decisions")}
+    triggers = _tables_with_triggers(db)
+    assert triggers["decisions"] == 2
+    assert "stock_entries" not in triggers
+    assert migrate.upgrade(db) == "0004"
+    assert _diff(db) == []

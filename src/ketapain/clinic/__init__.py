@@ -15,11 +15,15 @@ from ketapain.clinic import (  # noqa: F401 - registers the tables and the audit
     accounts,
     alarms,
     audit,
+    booking,
     checklist,
+    controlled,
+    course_safety,
     courses,
     infusions,
     observations,
     patients,
+    portal,
     screenings,
 )
 from ketapain.clinic.audit import SYSTEM, Actor, unit_of_work

@@ -113,15 +113,26 @@ class DecisionKind(StrEnum):
 
 
 class Decision(Correctable):
-    """A physician's signed decision after a session: continue or stop, with the reason."""
+    """A physician's signed decision after a session: continue or stop, with the reason.
+
+    ``recommendation`` keeps what ketapain recommended when the decision was signed and
+    the figures it was computed from (:mod:`ketapain.clinic.continuation`).
+    """
 
     __tablename__ = "decisions"
-    __copy_on_correct__: ClassVar = ("course_id", "after_session", "decision", "reason")
+    __copy_on_correct__: ClassVar = (
+        "course_id",
+        "after_session",
+        "decision",
+        "reason",
+        "recommendation",
+    )
 
     course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
     after_session: Mapped[int]
     decision: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(Text)
+    recommendation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     def check(self) -> None:
         if self.decision not in set(DecisionKind):
@@ -137,6 +148,7 @@ class Decision(Correctable):
             "after_session": self.after_session,
             "decision": self.decision,
             "reason": self.reason,
+            "recommendation": self.recommendation,
             "signed_by": str(self.recorded_by_id),
             "signed_utc": self.recorded_utc.isoformat(),
         }

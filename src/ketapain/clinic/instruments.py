@@ -19,7 +19,15 @@ from ketapain.errors import InvalidValueError
 from ketapain.protocols.citations import ALDRETE_1995
 from ketapain.sources import FARRAR_2001, Source
 
-__all__ = ["CHERNIK_1990", "CHUNG_1995", "INSTRUMENTS", "KREBS_2009", "Instrument"]
+__all__ = [
+    "CHERNIK_1990",
+    "CHUNG_1995",
+    "INSTRUMENTS",
+    "KREBS_2009",
+    "KROENKE_2001",
+    "PATIENT_REPORTED",
+    "Instrument",
+]
 
 CHERNIK_1990: Final = Source(
     authors="Chernik DA, Gillings D, Laine H, et al.",
@@ -70,6 +78,64 @@ KREBS_2009: Final = Source(
     "in the past week, each 0-10; the score is their mean",
 )
 
+KROENKE_2001: Final = Source(
+    authors="Kroenke K, Spitzer RL, Williams JB",
+    year=2001,
+    journal="J Gen Intern Med 16(9):606-613",
+    title="The PHQ-9: validity of a brief depression severity measure",
+    doi="10.1046/j.1525-1497.2001.016009606.x",
+    locator="9 items 0-3, total 0-27; item 9: thoughts that you would be better off dead "
+    "or of hurting yourself",
+)
+SPITZER_2006: Final = Source(
+    authors="Spitzer RL, Kroenke K, Williams JB, Lowe B",
+    year=2006,
+    journal="Arch Intern Med 166(10):1092-1097",
+    title="A brief measure for assessing generalized anxiety disorder: the GAD-7",
+    doi="10.1001/archinte.166.10.1092",
+    locator="7 items 0-3, total 0-21",
+)
+GUY_1976: Final = Source(
+    authors="Guy W",
+    year=1976,
+    journal="ECDEU Assessment Manual for Psychopharmacology, DHEW Publ No ADM 76-338:217-222",
+    title="Clinical Global Impressions",
+    locator="7-point global impression of change: 1 very much improved to 7 very much worse; "
+    "'much' or 'very much improved' anchored the 30% NRS threshold in Farrar 2001",
+)
+CLEELAND_1994: Final = Source(
+    authors="Cleeland CS, Ryan KM",
+    year=1994,
+    journal="Ann Acad Med Singapore 23(2):129-138",
+    title="Pain assessment: global use of the Brief Pain Inventory",
+    locator="short form: severity = mean of worst, least, average and now (0-10); "
+    "interference = mean of 7 items (0-10)",
+)
+HERDMAN_2011: Final = Source(
+    authors="Herdman M, Gudex C, Lloyd A, et al.",
+    year=2011,
+    journal="Qual Life Res 20(10):1727-1736",
+    title="Development and preliminary testing of the new five-level version of EQ-5D (EQ-5D-5L)",
+    doi="10.1007/s11136-011-9903-x",
+    locator="EQ VAS: own health today, 0 (worst imaginable) to 100 (best imaginable)",
+)
+SULLIVAN_1990: Final = Source(
+    authors="Sullivan MJL, Edgley K, Dehoux E",
+    year=1990,
+    journal="Can J Rehabil 4(2):99-105",
+    title="A survey of multiple sclerosis: I. Perceived cognitive problems and "
+    "compensatory strategy use",
+    locator="Perceived Deficits Questionnaire; 5-item form, each 0 (never) to 4 (almost "
+    "always), total 0-20",
+)
+KETAMINE_UROPATHY_2022: Final = Source(
+    authors="Meta-analysis of ketamine uropathy (45 studies, 4,921 patients)",
+    year=2022,
+    journal="Hong Kong Med J 28(6):466",
+    locator="frequency 77%, urgency 70%, suprapubic pain 60%; screen at each visit and stop "
+    "ketamine if positive (clinical reference 3.4, derived)",
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Instrument:
@@ -88,6 +154,7 @@ class Instrument:
     item_max: int = 0
     pass_at_least: int | None = None
     mean_of_items: bool = False
+    patient_reported: bool = False
 
     def total(self, items: Mapping[str, int]) -> float:
         """The total (or mean) of an itemised score; every item must be given once, in range."""
@@ -127,6 +194,7 @@ INSTRUMENTS: Final = {
             low=0,
             high=10,
             source=FARRAR_2001,
+            patient_reported=True,
         ),
         Instrument(
             name="peg",
@@ -137,6 +205,7 @@ INSTRUMENTS: Final = {
             items=("pain", "enjoyment", "activity"),
             item_max=10,
             mean_of_items=True,
+            patient_reported=True,
         ),
         Instrument(
             name="moaas",
@@ -188,5 +257,93 @@ INSTRUMENTS: Final = {
             item_max=2,
             pass_at_least=9,
         ),
+        Instrument(
+            name="phq9",
+            title="PHQ-9 depression (past two weeks)",
+            low=0,
+            high=27,
+            source=KROENKE_2001,
+            items=tuple(f"item{i}" for i in range(1, 10)),
+            item_max=3,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="gad7",
+            title="GAD-7 anxiety (past two weeks)",
+            low=0,
+            high=21,
+            source=SPITZER_2006,
+            items=tuple(f"item{i}" for i in range(1, 8)),
+            item_max=3,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="pgic",
+            title="Patient Global Impression of Change (1 very much improved - 7 very much worse)",
+            low=1,
+            high=7,
+            source=GUY_1976,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="bpi_severity",
+            title="Brief Pain Inventory short form: pain severity (past 24 h)",
+            low=0,
+            high=10,
+            source=CLEELAND_1994,
+            items=("worst", "least", "average", "now"),
+            item_max=10,
+            mean_of_items=True,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="bpi_interference",
+            title="Brief Pain Inventory short form: pain interference (past 24 h)",
+            low=0,
+            high=10,
+            source=CLEELAND_1994,
+            items=(
+                "general_activity",
+                "mood",
+                "walking",
+                "normal_work",
+                "relations",
+                "sleep",
+                "enjoyment",
+            ),
+            item_max=10,
+            mean_of_items=True,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="eq_vas",
+            title="EQ VAS: health today (quality of life), 0 worst - 100 best",
+            low=0,
+            high=100,
+            source=HERDMAN_2011,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="pdq5",
+            title="Perceived Deficits Questionnaire, 5 items (cognitive complaints)",
+            low=0,
+            high=20,
+            source=SULLIVAN_1990,
+            items=("organising", "concentrating", "forgetting_date", "remembering", "blank_mind"),
+            item_max=4,
+            patient_reported=True,
+        ),
+        Instrument(
+            name="urinary_screen",
+            title="Urinary symptom screen (frequency, urgency, dysuria, haematuria, "
+            "suprapubic pain; 1 = yes)",
+            low=0,
+            high=5,
+            source=KETAMINE_UROPATHY_2022,
+            items=("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain"),
+            item_max=1,
+        ),
     )
 }
+# The scores a patient may report (diary, questionnaires); NRS and PEG are also charted.
+PATIENT_REPORTED: Final = tuple(n for n, i in INSTRUMENTS.items() if i.patient_reported)

@@ -4,6 +4,7 @@
 action             physician  nurse  front desk  admin
 =================  =========  =====  ==========  =====
 read_schedule      yes        yes    yes         no
+book               yes        yes    yes         no
 register_patient   yes        yes    yes         no
 read_clinical      yes        yes    no          no
 chart              yes        yes    no          no
@@ -15,10 +16,16 @@ plan               yes        no     no          no
 decide             yes        no     no          no
 prescribe          yes        no     no          no
 change_course      yes        no     no          no
+review_safety      yes        no     no          no
+controlled_log     yes        yes    no          no
 read_audit         yes        no     no          yes
 read_outcomes      yes        no     no          yes
 manage_users       no         no     no          yes
 =================  =========  =====  ==========  =====
+
+A patient is no user of the clinic: the patient portal submits questionnaires through an
+expiring link (:mod:`ketapain.clinic.portal`), acting as role ``patient``, which may only
+``submit_pro``.
 
 \\* a nurse changes a rate only within the plan's limits (:mod:`ketapain.clinic.infusions`).
 
@@ -44,6 +51,7 @@ class Action(StrEnum):
     """Something a user may or may not do."""
 
     READ_SCHEDULE = "read_schedule"
+    BOOK = "book"
     REGISTER_PATIENT = "register_patient"
     READ_CLINICAL = "read_clinical"
     CHART = "chart"
@@ -55,6 +63,9 @@ class Action(StrEnum):
     DECIDE = "decide"
     PRESCRIBE = "prescribe"
     CHANGE_COURSE = "change_course"
+    REVIEW_SAFETY = "review_safety"
+    CONTROLLED_LOG = "controlled_log"
+    SUBMIT_PRO = "submit_pro"
     READ_AUDIT = "read_audit"
     READ_OUTCOMES = "read_outcomes"
     MANAGE_USERS = "manage_users"
@@ -63,12 +74,14 @@ class Action(StrEnum):
 _NURSE: Final = frozenset(
     {
         Action.READ_SCHEDULE,
+        Action.BOOK,
         Action.REGISTER_PATIENT,
         Action.READ_CLINICAL,
         Action.CHART,
         Action.CHANGE_RATE,
         Action.ACKNOWLEDGE_ALARM,
         Action.SCREEN,
+        Action.CONTROLLED_LOG,
     }
 )
 ROLE_ACTIONS: Final[dict[str, frozenset[Action]]] = {
@@ -79,13 +92,15 @@ ROLE_ACTIONS: Final[dict[str, frozenset[Action]]] = {
         Action.DECIDE,
         Action.PRESCRIBE,
         Action.CHANGE_COURSE,
+        Action.REVIEW_SAFETY,
         Action.READ_AUDIT,
         Action.READ_OUTCOMES,
     },
     "nurse": _NURSE,
-    "front_desk": frozenset({Action.READ_SCHEDULE, Action.REGISTER_PATIENT}),
+    "front_desk": frozenset({Action.READ_SCHEDULE, Action.BOOK, Action.REGISTER_PATIENT}),
     # Outcome reports are de-identified aggregates: a clinic's quality lead may be an admin.
     "admin": frozenset({Action.READ_AUDIT, Action.READ_OUTCOMES, Action.MANAGE_USERS}),
+    "patient": frozenset({Action.SUBMIT_PRO}),
     # Set-up and background jobs (demo data, migrations) act as the system.
     "system": frozenset(Action),
 }
