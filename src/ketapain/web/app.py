@@ -16,7 +16,17 @@ from ketapain.clinic.alarms import load_rules
 from ketapain.clinic.db import Database
 from ketapain.config import Settings
 from ketapain.web import errors, pages
-from ketapain.web.api import auth, courses, fhir, infusions, patients
+from ketapain.web.api import (
+    auth,
+    booking,
+    courses,
+    fhir,
+    follow_up,
+    infusions,
+    patients,
+    safety,
+    stock,
+)
 from ketapain.web.api._schemas import ERROR_RESPONSES
 from ketapain.web.deps import refuse_nul
 from ketapain.web.security import SecurityMiddleware
@@ -73,7 +83,14 @@ def create_app(
         settings=settings,
         fixed_paths=frozenset(p for p in docs if p),
     )
-    for router in (auth.router, courses.router):
+    for router in (
+        auth.router,
+        courses.router,
+        booking.router,
+        follow_up.router,
+        safety.router,
+        stock.router,
+    ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(fhir.router)
 

@@ -20,6 +20,7 @@ from ketapain.web.pages.chair import router as chair_router
 from ketapain.web.pages.courses import router as courses_router
 from ketapain.web.pages.patients import router as patients_router
 from ketapain.web.pages.planning import router as planning_router
+from ketapain.web.pages.portal import router as portal_router
 from ketapain.web.pages.reports import router as reports_router
 
 __all__ = ["chair_router", "install"]
@@ -37,6 +38,7 @@ def install(app: FastAPI) -> None:
         courses_router,
         admin_router,
         reports_router,
+        portal_router,
     ):
         app.include_router(router, include_in_schema=False)
 
