@@ -14,7 +14,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -154,13 +154,19 @@ def patient(db: Database, staff: dict[str, Actor]) -> Patient:
     return p
 
 
-def _make_ready(db: Database, nurse: Actor, infusion_id: uuid.UUID, patient_id: uuid.UUID) -> None:
+def _make_ready(
+    db: Database,
+    nurse: Actor,
+    infusion_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    at: datetime | None = None,
+) -> None:
     """Complete the pre-infusion checklist of an infusion, so that the pump may start.
 
-    Baseline vitals (120/75 mmHg, 72/min) and NRS 7 are charted 12 h ago: before the
-    start times the tests use, and not raising an alarm of their own.
+    Baseline vitals (120/75 mmHg, 72/min) and NRS 7 are charted ``at`` (default 12 h
+    ago): before the start times the tests use, and not raising an alarm of their own.
     """
-    earlier = utc_now() - timedelta(hours=12)
+    earlier = at or utc_now() - timedelta(hours=12)
     record_checklist(
         db,
         nurse,
@@ -179,10 +185,11 @@ def _make_ready(db: Database, nurse: Actor, infusion_id: uuid.UUID, patient_id: 
 
 
 @pytest.fixture
-def make_ready(db: Database, staff: dict[str, Actor]) -> Callable[[uuid.UUID, uuid.UUID], None]:
-    """``make_ready(infusion_id, patient_id)``: the nurse completes the checklist."""
+def make_ready(db: Database, staff: dict[str, Actor]) -> Callable[..., None]:
+    """``make_ready(infusion_id, patient_id, at=None)``: the nurse completes the checklist,
+    charting the baseline vitals and NRS ``at`` (default 12 h ago)."""
 
-    def ready(infusion_id: uuid.UUID, patient_id: uuid.UUID) -> None:
-        _make_ready(db, staff["nurse"], infusion_id, patient_id)
+    def ready(infusion_id: uuid.UUID, patient_id: uuid.UUID, at: datetime | None = None) -> None:
+        _make_ready(db, staff["nurse"], infusion_id, patient_id, at)
 
     return ready

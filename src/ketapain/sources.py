@@ -21,6 +21,8 @@ __all__ = [
     "ANDRADE_2019",
     "BLONK_2010",
     "BOWDLE_1998",
+    "CHAN_2022",
+    "CHERNIK_1990",
     "CHONG_2009",
     "CLEMENTS_1981",
     "CLEMENTS_1982",
@@ -33,6 +35,7 @@ __all__ = [
     "FARRAR_2001",
     "FLINT_2017",
     "GOLDBERG_2010",
+    "GUY_1976",
     "HERD_2007",
     "HIJAZI_2003",
     "KAMP_2020",
@@ -43,6 +46,7 @@ __all__ = [
     "NOPPERS_2011_LIVER",
     "OLOFSEN_2022",
     "PEREZ_RUIXO_2021",
+    "RODRIGUES_2021",
     "SALAT_2015",
     "SCHWARTZMAN_2009",
     "SIGTERMANS_2009",
@@ -389,4 +393,38 @@ COHEN_2018 = Source(
     "Academy of Pain Medicine, and the American Society of Anesthesiologists",
     doi="10.1097/AAP.0000000000000808",
     locator="a single 4-h day of at least 80 mg over more than 2 h as the minimum trial",
+)
+CHERNIK_1990 = Source(
+    authors="Chernik DA, Gillings D, Laine H, et al.",
+    year=1990,
+    journal="J Clin Psychopharmacol 10(4):244-251",
+    title="Validity and reliability of the Observer's Assessment of Alertness/Sedation "
+    "Scale: study with intravenous midazolam",
+    locator="MOAA/S 5 = responds readily to name, 0 = no response to trapezius squeeze",
+)
+
+RODRIGUES_2021 = Source(
+    authors="Rodrigues NB, McIntyre RS, Lipsitz O, et al.",
+    year=2021,
+    journal="J Affect Disord 282:160-164",
+    title="A simplified 6-item clinician administered dissociative symptom scale (CADSS-6) "
+    "for monitoring dissociative effects of sub-anesthetic ketamine infusions",
+    locator="items 1, 2, 6, 7, 15 and 22 of the CADSS, each 0-4",
+)
+
+GUY_1976 = Source(
+    authors="Guy W",
+    year=1976,
+    journal="ECDEU Assessment Manual for Psychopharmacology, DHEW Publ No ADM 76-338:217-222",
+    title="Clinical Global Impressions",
+    locator="7-point global impression of change: 1 very much improved to 7 very much worse; "
+    "'much' or 'very much improved' anchored the 30% NRS threshold in Farrar 2001",
+)
+
+CHAN_2022 = Source(
+    authors="Chan EOT, Chan VWS, Tang TST, Cheung V, Wong MCS, Yee CH, Ng CF, Teoh JYC",
+    year=2022,
+    journal="Hong Kong Med J 28(6):466-474",
+    title="Systematic review and meta-analysis of ketamine-associated uropathy",
+    locator="45 studies, 4921 patients: frequency 77.1%, urgency 69.9%, suprapubic pain 60.4%",
 )

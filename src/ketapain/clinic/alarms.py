@@ -35,11 +35,11 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ketapain._files import read_toml
-from ketapain.clinic.instruments import CHERNIK_1990, SESSLER_2002
+from ketapain.clinic.instruments import SESSLER_2002
 from ketapain.clinic.records import Record
 from ketapain.errors import InvalidValueError
 from ketapain.protocols.citations import ALDRETE_1995, MO_2020
-from ketapain.sources import Source
+from ketapain.sources import CHERNIK_1990, Source
 
 __all__ = [
     "DEFAULT_RULES",

@@ -17,10 +17,9 @@ from typing import Final
 
 from ketapain.errors import InvalidValueError
 from ketapain.protocols.citations import ALDRETE_1995
-from ketapain.sources import FARRAR_2001, Source
+from ketapain.sources import CHAN_2022, CHERNIK_1990, FARRAR_2001, GUY_1976, RODRIGUES_2021, Source
 
 __all__ = [
-    "CHERNIK_1990",
     "CHUNG_1995",
     "INSTRUMENTS",
     "KREBS_2009",
@@ -29,14 +28,6 @@ __all__ = [
     "Instrument",
 ]
 
-CHERNIK_1990: Final = Source(
-    authors="Chernik DA, Gillings D, Laine H, et al.",
-    year=1990,
-    journal="J Clin Psychopharmacol 10(4):244-251",
-    title="Validity and reliability of the Observer's Assessment of Alertness/Sedation "
-    "Scale: study with intravenous midazolam",
-    locator="MOAA/S 5 = responds readily to name, 0 = no response to trapezius squeeze",
-)
 SESSLER_2002: Final = Source(
     authors="Sessler CN, Gosnell MS, Grap MJ, et al.",
     year=2002,
@@ -44,14 +35,6 @@ SESSLER_2002: Final = Source(
     title="The Richmond Agitation-Sedation Scale: validity and reliability in adult "
     "intensive care unit patients",
     locator="+4 combative to -5 unarousable",
-)
-RODRIGUES_2021: Final = Source(
-    authors="Rodrigues NB, McIntyre RS, Lipsitz O, et al.",
-    year=2021,
-    journal="J Affect Disord 282:160-164",
-    title="A simplified 6-item clinician administered dissociative symptom scale (CADSS-6) "
-    "for monitoring dissociative effects of sub-anesthetic ketamine infusions",
-    locator="items 1, 2, 6, 7, 15 and 22 of the CADSS, each 0-4",
 )
 CHUNG_1995: Final = Source(
     authors="Chung F, Chan VW, Ong D",
@@ -95,14 +78,6 @@ SPITZER_2006: Final = Source(
     doi="10.1001/archinte.166.10.1092",
     locator="7 items 0-3, total 0-21",
 )
-GUY_1976: Final = Source(
-    authors="Guy W",
-    year=1976,
-    journal="ECDEU Assessment Manual for Psychopharmacology, DHEW Publ No ADM 76-338:217-222",
-    title="Clinical Global Impressions",
-    locator="7-point global impression of change: 1 very much improved to 7 very much worse; "
-    "'much' or 'very much improved' anchored the 30% NRS threshold in Farrar 2001",
-)
 CLEELAND_1994: Final = Source(
     authors="Cleeland CS, Ryan KM",
     year=1994,
@@ -127,13 +102,6 @@ SULLIVAN_1990: Final = Source(
     "compensatory strategy use",
     locator="Perceived Deficits Questionnaire; 5-item form, each 0 (never) to 4 (almost "
     "always), total 0-20",
-)
-KETAMINE_UROPATHY_2022: Final = Source(
-    authors="Meta-analysis of ketamine uropathy (45 studies, 4,921 patients)",
-    year=2022,
-    journal="Hong Kong Med J 28(6):466",
-    locator="frequency 77%, urgency 70%, suprapubic pain 60%; screen at each visit and stop "
-    "ketamine if positive (clinical reference 3.4, derived)",
 )
 
 
@@ -339,7 +307,10 @@ INSTRUMENTS: Final = {
             "suprapubic pain; 1 = yes)",
             low=0,
             high=5,
-            source=KETAMINE_UROPATHY_2022,
+            source=CHAN_2022.at(
+                "frequency, urgency, dysuria, haematuria, suprapubic pain; stop if positive "
+                "(clinical reference 3.4, derived)"
+            ),
             items=("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain"),
             item_max=1,
         ),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import user_id
 from ketapain.clinic.audit import Actor, unit_of_work
+from ketapain.clinic.continuation import continuation
 from ketapain.clinic.courses import (
     TRANSITIONS,
     Booster,
@@ -353,7 +354,8 @@ def decide(
     decision: str,
     reason: str,
 ) -> Decision:
-    """Sign a decision after a session; a stop ends the course early."""
+    """Sign a decision after a session, keeping ketapain's recommendation and its inputs
+    with it; a stop ends the course early."""
     with unit_of_work(db, actor) as session:
         require(actor, Action.DECIDE, "only a physician signs a decision")
         get_or_raise(session, Course, course_id, "course")
@@ -372,6 +374,7 @@ def decide(
             after_session=after_session,
             decision=decision,
             reason=reason,
+            recommendation=continuation(session, actor, course_id, after_session=after_session),
             recorded_by_id=user_id(actor),
         )
         session.add(row)

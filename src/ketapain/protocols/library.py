@@ -10,6 +10,8 @@ format (every key is documented in the README, "Protocol files")::
     model = "domino-cl79"                 # a name from `ketapain models`
     setting = "outpatient"                # or "inpatient": picks the drug-library profile
     max_rate_mg_per_h = 25.0              # optional dosing rule: no rate above this
+    relapse_fraction = 0.70               # optional: relapse when NRS is back above this
+                                          # fraction of baseline (default 0.70)
     description = "..."
 
     [discharge]                           # after each session
@@ -39,6 +41,7 @@ format (every key is documented in the README, "Protocol files")::
     after_session = 2
     decision = "Continue the series?"
     criterion = "NRS at least 30% below baseline"
+    response_threshold = 0.30             # optional: the fall that counts (default 0.30)
 
     [limits]                              # protocol limits, as in the drug library
     rate_mg_per_h = { hard_max = 25.0 }
@@ -98,6 +101,7 @@ _KEYS: Final = frozenset(
         "model",
         "setting",
         "max_rate_mg_per_h",
+        "relapse_fraction",
         "description",
         "discharge",
         "premedication",
@@ -158,6 +162,11 @@ def _parse(data: dict[str, Any], path: Path) -> Protocol:
     cap = None
     if "max_rate_mg_per_h" in data:
         cap = _toml.number(data, "max_rate_mg_per_h", "", low=0, high=1000, low_open=True)
+    extra: dict[str, float] = {}
+    if "relapse_fraction" in data:
+        extra["relapse_fraction"] = _toml.number(
+            data, "relapse_fraction", "", low=0, high=1, low_open=True
+        )
     if "phases" in data and ("doses" in data or "series" in data):
         raise InvalidValueError("doses/series", "absent when phases are given", "given")
     if "phases" in data:
@@ -199,6 +208,7 @@ def _parse(data: dict[str, Any], path: Path) -> Protocol:
             _toml.source(s, f"sources[{i}]") for i, s in enumerate(_array(data, "sources"))
         ),
         path=path,
+        **extra,
     )
 
 
@@ -345,13 +355,31 @@ def _premedication(item: object, field: str) -> Premedication:
 
 def _decision(item: object, field: str) -> DecisionPoint:
     data = _toml.table(item, field.rstrip("."))
-    _toml.keys(data, field.rstrip("."), {"after_session", "decision", "criterion", "source"})
-    return DecisionPoint(
-        after_session=_toml.integer(data, "after_session", field, low=1, high=_MAX_DAYS, default=0),
-        decision=_toml.text(data, "decision", field),
-        criterion=_toml.text(data, "criterion", field),
-        source=_toml.optional_source(data, field),
+    _toml.keys(
+        data,
+        field.rstrip("."),
+        {"after_session", "decision", "criterion", "source", "response_threshold"},
     )
+    extra: dict[str, float] = {}
+    if "response_threshold" in data:
+        extra["response_threshold"] = _toml.number(
+            data, "response_threshold", field, low=0, high=1, low_open=True
+        )
+    try:
+        return DecisionPoint(
+            after_session=_toml.integer(
+                data, "after_session", field, low=1, high=_MAX_DAYS, default=0
+            ),
+            decision=_toml.text(data, "decision", field),
+            criterion=_toml.text(data, "criterion", field),
+            source=_toml.optional_source(data, field),
+            **extra,
+        )
+    except InvalidValueError as err:
+        if err.field != "decision_points.response_threshold":
+            raise
+        # 1.0 passes the number check (0 to 1) but a threshold of 100% is no threshold.
+        raise InvalidValueError(f"{field}response_threshold", err.allowed, err.value) from None
 
 
 def _discharge(item: object) -> Discharge:

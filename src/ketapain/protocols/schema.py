@@ -161,12 +161,25 @@ class Premedication:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecisionPoint:
-    """A continue/stop decision after infusion session ``after_session`` (1-based)."""
+    """A continue/stop decision after infusion session ``after_session`` (1-based).
+
+    ``response_threshold`` is the fall in NRS from baseline, as a fraction, that counts
+    as a response at this point: 0.30 by default, the IMMPACT "much improved" change
+    (Farrar 2001, Pain 94:149; Dworkin 2008, J Pain 9:105).
+    """
 
     after_session: int
     decision: str
     criterion: str
     source: Source | None = None
+    response_threshold: float = 0.30  # Farrar 2001: a 30% fall is "much improved"
+
+    def __post_init__(self) -> None:
+        t = self.response_threshold
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1:
+            raise InvalidValueError(
+                "decision_points.response_threshold", "a fraction above 0 and below 1", t
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +224,14 @@ class Protocol:
     description: str = ""
     sources: tuple[Source, ...] = ()
     path: Path | None = None
+    # Relapse: NRS back above this fraction of the baseline, i.e. relief below the 30%
+    # "much improved" change of Farrar 2001 (0.70 = 1 - 0.30, a derivation).
+    relapse_fraction: float = 0.70
+
+    def __post_init__(self) -> None:
+        f = self.relapse_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
+            raise InvalidValueError("relapse_fraction", "a fraction above 0 and at most 1", f)
 
     def pk_model(self) -> PKModel:
         """The PK model the protocol is planned with."""

@@ -52,7 +52,7 @@ from ketapain.protocols.schema import Protocol
 from ketapain.protocols.vocabulary import DIAGNOSES, HISTORY
 from ketapain.sources import COHEN_2018, Source
 
-__all__ = ["Screening", "frequent_high_dose", "screen"]
+__all__ = ["Screening", "frequent_high_dose", "medication_findings", "screen"]
 
 HARD, WARN, INFO = Severity.HARD_STOP, Severity.WARNING, Severity.INFO
 SEED_002: Final = Source(
@@ -485,6 +485,12 @@ def _diagnoses(p: Patient) -> list[Finding]:
             )
         )
     return out
+
+
+def medication_findings(patient: Patient, *, protocol: Protocol | None = None) -> list[Finding]:
+    """Interactions and sedative load of the patient's medications, for ``protocol``'s
+    routes (an oral protocol makes the CYP interactions warnings), most serious first."""
+    return sorted(_medications(patient, protocol), key=lambda x: x.severity.rank)
 
 
 def _medications(p: Patient, protocol: Protocol | None) -> list[Finding]:

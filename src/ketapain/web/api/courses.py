@@ -9,9 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
+from ketapain.clinic.continuation import continuation
 from ketapain.clinic.courses import course_view
 from ketapain.clinic.db import utc_now
+from ketapain.clinic.oral_follow_on import oral_proposal, prescription_findings
 from ketapain.clinic.schedule import schedule
+from ketapain.clinic.titration import titration
 from ketapain.clinic.treatment import (
     book_booster,
     change_status,
@@ -136,9 +139,51 @@ def booster(course_id: uuid.UUID, body: BoosterIn, db: DbDep, actor: ActorDep) -
 
 
 @router.post("/courses/{course_id}/oral-prescriptions", status_code=201)
-def oral(course_id: uuid.UUID, body: OralIn, db: DbDep, actor: ActorDep) -> dict[str, Any]:
-    """Prescribe oral ketamine after the infusions (physician)."""
-    return prescribe_oral(db, actor, course_id, **body.model_dump()).as_dict()
+def oral(
+    course_id: uuid.UUID, body: OralIn, db: DbDep, actor: ActorDep, session: ReadDep
+) -> dict[str, Any]:
+    """Prescribe oral ketamine after the infusions (physician); the answer adds what to
+    know: the dose against the Blonk 2010 starting dose, interactions for the oral route."""
+    row = prescribe_oral(db, actor, course_id, **body.model_dump())
+    findings = prescription_findings(session, course_id, dose_mg=row.dose_mg, on=utc_now().date())
+    return {**row.as_dict(), "findings": [f.as_dict() for f in findings]}
+
+
+@router.get("/courses/{course_id}/oral-proposal")
+def proposed_oral(course_id: uuid.UUID, session: ReadDep, actor: ActorDep) -> dict[str, Any]:
+    """The oral follow-on ketapain proposes: dose, dates, and the oral-route interactions."""
+    return oral_proposal(session, actor, course_id, on=utc_now().date())
+
+
+@router.get("/courses/{course_id}/continuation")
+def recommendation(
+    course_id: uuid.UUID,
+    session: ReadDep,
+    actor: ActorDep,
+    after_session: int | None = None,
+) -> dict[str, Any]:
+    """Continue or stop after the test infusions: the recommendation, its reasons, the
+    figures (30%, 50%, 2 points, PGIC, side effects) and the inputs."""
+    return continuation(session, actor, course_id, after_session=after_session)
+
+
+@router.get("/courses/{course_id}/titration")
+def next_rate(
+    course_id: uuid.UUID,
+    session: ReadDep,
+    actor: ActorDep,
+    session_number: int | None = None,
+    side_effect_ceiling: Annotated[float | None, Query(gt=0, le=1)] = None,
+) -> dict[str, Any]:
+    """The next session's suggested rate: the protocol's rule and the patient's own
+    sensitivity (Bayesian MAP), each within the limits, with reasons and bands."""
+    return titration(
+        session,
+        actor,
+        course_id,
+        session_number=session_number,
+        side_effect_ceiling=side_effect_ceiling,
+    )
 
 
 @router.get("/schedule")

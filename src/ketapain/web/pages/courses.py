@@ -9,21 +9,25 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from ketapain.clinic.audit import Actor, reading
+from ketapain.clinic.continuation import continuation
 from ketapain.clinic.courses import CourseStatus, course_view
-from ketapain.clinic.db import Database
+from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.oral_follow_on import oral_proposal
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.progress import course_progress
 from ketapain.clinic.pump import hang_infusion
 from ketapain.clinic.registry import patient_record
+from ketapain.clinic.titration import titration
 from ketapain.clinic.treatment import (
     book_booster,
     change_status,
     decide,
     prescribe_oral,
 )
-from ketapain.errors import AccessDeniedError, KetapainError
+from ketapain.errors import AccessDeniedError, ConflictError, KetapainError
 from ketapain.web.deps import DbDep
 from ketapain.web.pages._charts import course_pain_chart
 from ketapain.web.pages._render import (
@@ -50,6 +54,7 @@ def _page(
         view = course_view(session, actor, course_id)
         progress = course_progress(session, actor, course_id)
         record = patient_record(session, actor, uuid.UUID(view["patient_id"]))
+        advice = _advice(session, actor, course_id, view)
     return render(
         request,
         "course.html",
@@ -60,8 +65,27 @@ def _page(
         p=record,
         pain_chart=course_pain_chart(progress),
         statuses=[(s.value, s.value.replace("_", " ")) for s in CourseStatus],
+        **advice,
         **context,
     )
+
+
+def _advice(
+    session: Session, actor: Actor, course_id: uuid.UUID, view: dict[str, Any]
+) -> dict[str, Any]:
+    """What ketapain recommends on this course: continue or stop, the next rate, the oral
+    follow-on; each None where it does not apply."""
+    open_course = view["status"] in ("planned", "in_progress")
+    rec = continuation(session, actor, course_id) if view["plan"]["decision_points"] else None
+    try:
+        rate = titration(session, actor, course_id) if open_course else None
+    except ConflictError:  # every session given
+        rate = None
+    return {
+        "recommendation": rec,
+        "titration": rate,
+        "oral": oral_proposal(session, actor, course_id, on=utc_now().date()),
+    }
 
 
 @router.get("/courses/{course_id}")
