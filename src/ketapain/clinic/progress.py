@@ -23,6 +23,10 @@ from ketapain.clinic.infusions import EventKind, Infusion, InfusionEvent, delive
 from ketapain.clinic.observations import Score
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import current, get_or_raise
+from ketapain.protocols.continuation import (
+    RESPONSE_FRACTION_MUCH_IMPROVED,
+    RESPONSE_POINTS_MUCH_IMPROVED,
+)
 from ketapain.sources import FARRAR_2001
 
 __all__ = [
@@ -34,8 +38,9 @@ __all__ = [
 ]
 
 # "Much improved": a 30% or 2-point fall on the 11-point NRS (Farrar 2001, Pain 94:149).
-RESPONSE_DROP_FRACTION: Final = 0.30
-RESPONSE_DROP_POINTS: Final = 2.0
+RESPONSE_DROP_FRACTION: Final = RESPONSE_FRACTION_MUCH_IMPROVED
+RESPONSE_DROP_POINTS: Final = RESPONSE_POINTS_MUCH_IMPROVED
+_TOL: Final = 1e-9  # an exact 30% fall (6 -> 4.2) is a response despite rounding
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +51,8 @@ class Response:
     True
     >>> round(response(baseline_nrs=8.0, best_nrs=7.0).drop_fraction, 3)
     0.125
+    >>> response(baseline_nrs=6.0, best_nrs=4.2).responded  # exactly 30%
+    True
     """
 
     baseline_nrs: float
@@ -85,7 +92,7 @@ def response(*, baseline_nrs: float, best_nrs: float | None) -> Response:
         best_nrs=best_nrs,
         drop_points=drop,
         drop_fraction=fraction,
-        responded=fraction >= RESPONSE_DROP_FRACTION or drop >= RESPONSE_DROP_POINTS,
+        responded=fraction >= RESPONSE_DROP_FRACTION - _TOL or drop >= RESPONSE_DROP_POINTS - _TOL,
     )
 
 
