@@ -234,6 +234,12 @@ _ALDRETE_10: Final = {
 _PADSS_9: Final = {"vital_signs": 2, "activity": 2, "nausea_vomiting": 2, "pain": 1, "bleeding": 2}
 
 
+_NO_URINARY: Final = dict.fromkeys(
+    ("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain"), 0
+)
+_CADSS6_MILD: Final = {"item1": 1, "item2": 1, "item6": 0, "item7": 1, "item15": 0, "item22": 0}
+
+
 def _chart_session(
     db: Database,
     nurse: Actor,
@@ -262,6 +268,9 @@ def _chart_session(
     vitals(measured_utc=start - timedelta(minutes=5), sbp_mmhg=124, dbp_mmhg=78, hr_per_min=72,
            rr_per_min=14, spo2_pct=98)  # fmt: skip
     score(instrument="pain_nrs", value=7, measured_utc=start - timedelta(minutes=5))
+    # Before each session of a repeated course: the urinary symptom screen, negative here.
+    score(instrument="urinary_screen", items=_NO_URINARY, measured_utc=start - timedelta(minutes=5))
+    score(instrument="cadss6", items=_CADSS6_MILD, measured_utc=half_hour)
     checklist.record_checklist(
         db, nurse, inf.id, consent_confirmed=True, escort_confirmed=True,
         escort_name="family member", fasting_confirmed=True, medications_reviewed=True,
