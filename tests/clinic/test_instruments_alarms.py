@@ -56,7 +56,15 @@ def test_itemised_instruments_add_up_to_their_range():
     """An itemised instrument's items at their maximum give its highest total (the PEG,
     a mean, is tested on its own)."""
     itemised = [i for i in INSTRUMENTS.values() if i.items and not i.mean_of_items]
-    assert {i.name for i in itemised} == {"cadss6", "aldrete", "padss"}
+    assert {i.name for i in itemised} == {
+        "cadss6",
+        "aldrete",
+        "padss",
+        "phq9",
+        "gad7",
+        "pdq5",
+        "urinary_screen",
+    }
     for inst in itemised:
         assert inst.low == 0
         assert len(inst.items) * inst.item_max == inst.high

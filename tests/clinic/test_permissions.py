@@ -17,6 +17,7 @@ ROLES = ("physician", "nurse", "front_desk", "admin")
 # nurse, front desk, admin). A change of a role rule must change both.
 TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "read_schedule": (True, True, True, False),
+    "book": (True, True, True, False),
     "register_patient": (True, True, True, False),
     "read_clinical": (True, True, False, False),
     "chart": (True, True, False, False),
@@ -28,6 +29,9 @@ TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "decide": (True, False, False, False),
     "prescribe": (True, False, False, False),
     "change_course": (True, False, False, False),
+    "review_safety": (True, False, False, False),
+    "controlled_log": (True, True, False, False),
+    "submit_pro": (False, False, False, False),
     "read_audit": (True, False, False, True),
     "read_outcomes": (True, False, False, True),
     "manage_users": (False, False, False, True),
@@ -42,7 +46,13 @@ def _actor(role: str) -> Actor:
 def test_table_lists_every_action() -> None:
     """The expected table names exactly the actions the module defines."""
     assert set(TABLE) == {a.value for a in Action}
-    assert set(ROLE_ACTIONS) == {*ROLES, "system"}
+    assert set(ROLE_ACTIONS) == {*ROLES, "patient", "system"}
+
+
+def test_the_portal_role_only_submits_questionnaires() -> None:
+    """A patient acting through a portal link may submit scores and nothing else."""
+    assert ROLE_ACTIONS["patient"] == {Action.SUBMIT_PRO}
+    assert not allowed(_actor("patient"), Action.READ_CLINICAL)
 
 
 def test_docstring_table_is_the_expected_table() -> None:

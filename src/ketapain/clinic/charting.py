@@ -18,6 +18,7 @@ from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.courses import current_plan
 from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.follow_up import pro_alarms
 from ketapain.clinic.infusions import (
     EventKind,
     Infusion,
@@ -214,7 +215,8 @@ def record_score(
     infusion_id: uuid.UUID | None = None,
     measured_utc: datetime | None = None,
 ) -> tuple[Score, list[Alarm]]:
-    """Chart a score; sedation scores are checked against the alarm rules."""
+    """Chart a score; sedation scores are checked against the alarm rules, PHQ-9 and
+    GAD-7 against the follow-up alerts (:func:`ketapain.clinic.follow_up.pro_alarms`)."""
     with unit_of_work(db, actor) as session:
         require(actor, Action.CHART)
         row = Score(
@@ -227,6 +229,9 @@ def record_score(
             recorded_by_id=user_id(actor),
         )
         alarms = _chart_with_alarms(session, actor, rules, row, {instrument: row.value}, {})
+        raised = pro_alarms(row, recorded_by_id=user_id(actor))
+        session.add_all(raised)
+        alarms += raised
     return row, alarms
 
 

@@ -18,6 +18,7 @@ prescribe          yes        no     no          no
 change_course      yes        no     no          no
 review_safety      yes        no     no          no
 controlled_log     yes        yes    no          no
+submit_pro         no         no     no          no
 read_audit         yes        no     no          yes
 read_outcomes      yes        no     no          yes
 manage_users       no         no     no          yes

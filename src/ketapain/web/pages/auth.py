@@ -14,6 +14,7 @@ from ketapain.clinic.audit import reading
 from ketapain.clinic.charting import open_alarms
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS
+from ketapain.clinic.follow_up import PRO_SIGNALS, due_reminders
 from ketapain.clinic.schedule import schedule
 from ketapain.clinic.worklists import due_labs, pending_decisions, todays_chairs
 from ketapain.errors import AccessDeniedError, AuthenticationError, KetapainError
@@ -108,14 +109,18 @@ def root() -> Response:
 
 @router.get("/home")
 def home(request: Request, db: DbDep, me: PageUserDep) -> Response:
-    """What this role needs today: chairs, decisions, alarms, labs, the schedule."""
+    """What this role needs today: chairs, decisions, alarms, labs, the schedule, and
+    the follow-up: alerts from questionnaires and the questionnaires due or overdue."""
     today = utc_now().astimezone(me.tz).date()
     context: dict[str, Any] = {"today": today}
     with reading(db, me.user.actor()) as session:
         actor = me.user.actor()
         if me.may("read_clinical"):
             context["chairs"] = todays_chairs(session, actor, day=today)
-            context["alarms"] = open_alarms(session, actor)
+            alarms = open_alarms(session, actor)
+            context["alarms"] = [a for a in alarms if a["signal"] not in PRO_SIGNALS]
+            context["pro_alerts"] = [a for a in alarms if a["signal"] in PRO_SIGNALS]
+            context["reminders"] = due_reminders(session, actor, today=today, tz=me.tz)
         if me.may("decide"):
             context["decisions"] = pending_decisions(session, actor)
             context["labs"] = due_labs(session, actor, today=today)
@@ -128,8 +133,11 @@ def home(request: Request, db: DbDep, me: PageUserDep) -> Response:
 
 @router.get("/schedule")
 def week(request: Request, db: DbDep, me: PageUserDep) -> Response:
-    """The sessions and boosters booked in the next two weeks."""
+    """The sessions and boosters of the next two weeks as in force: moved ones on their
+    new day, missed ones marked, each with its chair time."""
     today = utc_now().astimezone(me.tz).date()
     with reading(db, me.user.actor()) as session:
-        booked = schedule(session, me.user.actor(), from_date=today, to_date=today + timedelta(13))
+        booked = schedule(
+            session, me.user.actor(), from_date=today, to_date=today + timedelta(13), detail=True
+        )
     return render(request, "schedule.html", page_user=me, booked=booked, today=today)
