@@ -22,6 +22,7 @@ from ketapain.web.pages.patients import router as patients_router
 from ketapain.web.pages.planning import router as planning_router
 from ketapain.web.pages.portal import router as portal_router
 from ketapain.web.pages.reports import router as reports_router
+from ketapain.web.pages.stock import router as stock_router
 
 __all__ = ["chair_router", "install"]
 
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
         admin_router,
         reports_router,
         portal_router,
+        stock_router,
     ):
         app.include_router(router, include_in_schema=False)
 
