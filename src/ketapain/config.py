@@ -14,6 +14,11 @@ folder) and can be set from the environment::
     KETAPAIN_OUTCOME_SNAPSHOT a Parquet file that keeps the outcome rows between reports
     KETAPAIN_FHIR_MRN_SYSTEM  the identifier system (URI) of the clinic's medical record
                               numbers in FHIR (default https://ketapain.org/fhir/sid/mrn)
+    KETAPAIN_CHAIRS           infusion chairs of the clinic (default 4)
+    KETAPAIN_NURSES_ON_DUTY   nurses watching the chairs at once (default 2)
+    KETAPAIN_PATIENTS_PER_NURSE patients in chairs one nurse watches at most (default 2)
+    KETAPAIN_CLINIC_OPENS_H   hour the clinic opens, 0-23 (default 8)
+    KETAPAIN_CLINIC_CLOSES_H  hour the clinic closes, 1-24, after it opens (default 18)
 
 The token, session and lock-out values are clinic security policy, not clinical numbers.
 NIST SP 800-63B (Grassi 2017, section 5.2.2) requires a limit of at most 100 consecutive
@@ -21,17 +26,27 @@ failed attempts; 5 attempts and 15 minutes follow the common practice of hospita
 and can be set per clinic. The session idle time follows the HIPAA Security Rule's
 automatic log-off (45 CFR 164.312(a)(2)(iii)), which sets no number.
 
+The chairs, the nurses on duty, the patients one nurse watches and the opening hours are
+the clinic's to set, not clinical numbers: the defaults (4 chairs, 2 nurses of 2
+patients each, 08:00 to 18:00) make the demo clinic work. No published ratio of nurses to
+patients in chairs was found for outpatient ketamine infusions (the clinical reference,
+section 1, asks only for a monitored setting with trained staff). The booking services
+(:mod:`ketapain.clinic.booking`) book at most ``min(chairs, nurses_on_duty *
+patients_per_nurse)`` patients at once.
+
 >>> Settings.from_env({}).database_url
 'sqlite:///ketapain.db'
 >>> Settings.from_env({"KETAPAIN_LOCKOUT_ATTEMPTS": "3"}).lockout_attempts
 3
+>>> Settings.from_env({"KETAPAIN_CHAIRS": "6"}).chairs
+6
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,6 +59,14 @@ DEFAULT_DATABASE_URL: Final = "sqlite:///ketapain.db"
 DEFAULT_MRN_SYSTEM: Final = "https://ketapain.org/fhir/sid/mrn"
 # NIST SP 800-63B section 5.2.2: no more than 100 consecutive failed attempts.
 _MAX_LOCKOUT_ATTEMPTS: Final = 100
+# Bounds of the capacity settings against typing errors (a clinic, not a hospital).
+_CAPACITY: Final = (
+    ("chairs", 1, 100),
+    ("nurses_on_duty", 1, 50),
+    ("patients_per_nurse", 1, 10),
+    ("clinic_opens_h", 0, 23),
+    ("clinic_closes_h", 1, 24),
+)
 
 
 def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
@@ -77,8 +100,25 @@ class Settings:
     outcome_snapshot: Path | None = None
     # The URI naming the clinic's MRNs in FHIR Patient.identifier (a URL or urn:oid:).
     fhir_mrn_system: str = DEFAULT_MRN_SYSTEM
+    # Clinic capacity (the clinic's to set, not clinical numbers): chairs, nurses on duty,
+    # patients in chairs one nurse watches, and the opening hours the desk books within.
+    chairs: int = 4
+    nurses_on_duty: int = 2
+    patients_per_nurse: int = 2
+    clinic_opens_h: int = 8
+    clinic_closes_h: int = 18
 
     def __post_init__(self) -> None:
+        for name, low, high in _CAPACITY:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidValueError(name, f"a whole number from {low} to {high}", value)
+        if self.clinic_closes_h <= self.clinic_opens_h:
+            raise InvalidValueError(
+                "clinic_closes_h",
+                f"an hour after the opening hour ({self.clinic_opens_h})",
+                self.clinic_closes_h,
+            )
         if not self.database_url.startswith(("sqlite", "postgresql")):
             raise InvalidValueError(
                 "database_url", "an sqlite:/// or postgresql+psycopg:// URL", self.database_url
@@ -103,6 +143,17 @@ class Settings:
         """Settings from ``KETAPAIN_*`` environment variables (``os.environ`` by default)."""
         env = os.environ if env is None else env
         thresholds = env.get("KETAPAIN_ALARM_THRESHOLDS")
+        default = {f.name: f.default for f in fields(cls) if isinstance(f.default, int)}
+        capacity = {
+            name: _int(env, f"KETAPAIN_{name.upper()}", default[name], low, high)
+            for name, low, high in _CAPACITY
+        }
+        if capacity["clinic_closes_h"] <= capacity["clinic_opens_h"]:
+            raise InvalidValueError(
+                "KETAPAIN_CLINIC_CLOSES_H",
+                f"an hour after KETAPAIN_CLINIC_OPENS_H ({capacity['clinic_opens_h']})",
+                capacity["clinic_closes_h"],
+            )
         return cls(
             database_url=env.get("KETAPAIN_DATABASE_URL") or DEFAULT_DATABASE_URL,
             token_ttl_h=_int(env, "KETAPAIN_TOKEN_TTL_H", 12, 1, 24 * 30),
@@ -114,4 +165,5 @@ class Settings:
             timezone=env.get("KETAPAIN_TIMEZONE") or "UTC",
             outcome_snapshot=Path(snap) if (snap := env.get("KETAPAIN_OUTCOME_SNAPSHOT")) else None,
             fhir_mrn_system=env.get("KETAPAIN_FHIR_MRN_SYSTEM") or DEFAULT_MRN_SYSTEM,
+            **capacity,
         )

@@ -14,21 +14,23 @@ from ketapain.clinic.audit import SYSTEM, AuditEntry, unit_of_work
 from ketapain.clinic.controlled import (
     EntryKind,
     StockEntry,
-    bag_accounts,
     correct_entry,
-    default_tolerance_mg,
-    discrepancies,
     draw,
-    ledger,
-    lot_balances,
     receive,
     return_stock,
     waste,
-    witnesses,
 )
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.pump import hang_infusion, pump_event
+from ketapain.clinic.stock_accounts import (
+    bag_accounts,
+    default_tolerance_mg,
+    discrepancies,
+    ledger,
+    lot_balances,
+    witnesses,
+)
 from ketapain.clinic.treatment import create_course
 from ketapain.errors import (
     AccessDeniedError,

@@ -281,12 +281,16 @@ def test_stop_decision_ends_an_in_progress_course_early(db, staff, course):
     view = _view(db, staff, course.id)
     assert view["status"] == "stopped_early"
     assert view["status_history"][-1]["reason"] == "decision: no response"
+    # Nothing charted yet: the recommendation kept with the decision says so.
+    assert d.recommendation is not None
+    assert d.recommendation["recommend"] == "insufficient_data"
     assert view["decisions"] == [
         {
             "id": str(d.id),
             "after_session": 2,
             "decision": "stop",
             "reason": "no response",
+            "recommendation": d.recommendation,
             "signed_by": str(doc.user_id),
             "signed_utc": d.recorded_utc.isoformat(),
         }

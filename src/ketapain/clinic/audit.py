@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import BigInteger, Integer, String, Text, event, insert, inspect, select
@@ -117,7 +117,7 @@ class AuditEntry(Base):
 
 
 def _json(value: object) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)

@@ -10,15 +10,17 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field
 
 from ketapain.clinic.controlled import (
-    bag_accounts,
     correct_entry,
-    discrepancies,
     draw,
-    ledger,
-    lot_balances,
     receive,
     return_stock,
     waste,
+)
+from ketapain.clinic.stock_accounts import (
+    bag_accounts,
+    discrepancies,
+    ledger,
+    lot_balances,
 )
 from ketapain.web.api._schemas import Body, Correction
 from ketapain.web.deps import ActorDep, DbDep, ReadDep

@@ -13,21 +13,23 @@ from starlette.datastructures import FormData
 
 from ketapain.clinic.audit import Actor, reading
 from ketapain.clinic.controlled import (
+    draw,
+    receive,
+    return_stock,
+    waste,
+)
+from ketapain.clinic.db import Database
+from ketapain.clinic.permissions import Action
+from ketapain.clinic.stock_accounts import (
     MIN_TOLERANCE_MG,
     PUMP_ACCURACY_FRACTION,
     PUMP_ACCURACY_SOURCE,
     bag_accounts,
     discrepancies_of,
-    draw,
     ledger,
     lot_balances,
-    receive,
-    return_stock,
-    waste,
     witnesses,
 )
-from ketapain.clinic.db import Database
-from ketapain.clinic.permissions import Action
 from ketapain.errors import AccessDeniedError, KetapainError
 from ketapain.web.deps import DbDep
 from ketapain.web.pages._render import (
