@@ -16,7 +16,16 @@ from typing import Any, Final
 
 from sqlalchemy import func, select
 
-from ketapain.clinic import accounts, charting, checklist, pump, registry, screenings, treatment
+from ketapain.clinic import (
+    accounts,
+    charting,
+    checklist,
+    controlled,
+    pump,
+    registry,
+    screenings,
+    treatment,
+)
 from ketapain.clinic._service import add_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import SYSTEM, Actor
@@ -35,6 +44,7 @@ from ketapain.clinic.permissions import Action
 __all__ = ["DEMO_PASSWORD", "DEMO_USERS", "fill_demo"]
 
 DEMO_PASSWORD: Final = "ketapain-demo"
+DEMO_LOT: Final = "KET-2611-A"
 DEMO_USERS: Final = (
     ("dr.demo", "Dr Amelia Hart", "physician"),
     ("nurse.demo", "Noah Reyes RN", "nurse"),
@@ -253,9 +263,8 @@ def _chart_session(
 ) -> None:
     s = plan["sessions"][number - 1]
     inf = pump.hang_infusion(
-        db, nurse, course_id, session_number=number, bag_mg=250, bag_ml=250,
-        lot=f"KET-2611-{number:02d}",
-    )  # fmt: skip
+        db, nurse, course_id, session_number=number, bag_mg=250, bag_ml=250, lot=DEMO_LOT
+    )
     vitals = partial(
         charting.record_vitals, db, nurse, DEFAULT_RULES, patient_id=patient_id, infusion_id=inf.id
     )
@@ -265,6 +274,11 @@ def _chart_session(
     start = datetime.fromisoformat(s["start"]).replace(tzinfo=UTC)
     end = datetime.fromisoformat(s["end"]).replace(tzinfo=UTC)
     half_hour = start + timedelta(minutes=30)
+    # The controlled-substance log: the bag filled from the lot, what is left wasted after.
+    controlled.draw(
+        db, nurse, lot=DEMO_LOT, amount_mg=250, infusion_id=inf.id,
+        occurred_utc=start - timedelta(minutes=20),
+    )  # fmt: skip
     vitals(measured_utc=start - timedelta(minutes=5), sbp_mmhg=124, dbp_mmhg=78, hr_per_min=72,
            rr_per_min=14, spo2_pct=98)  # fmt: skip
     score(instrument="pain_nrs", value=7, measured_utc=start - timedelta(minutes=5))
@@ -288,6 +302,10 @@ def _chart_session(
            spo2_pct=97)  # fmt: skip
     score(instrument="moaas", value=4, measured_utc=half_hour)
     pump.pump_event(db, nurse, inf.id, kind="stop", time_utc=end)
+    controlled.waste(
+        db, nurse, lot=DEMO_LOT, amount_mg=250 - float(s["dose_mg"]), witness_username="dr.demo",
+        infusion_id=inf.id, reason="left in the bag after the infusion", occurred_utc=end,
+    )  # fmt: skip
     score(instrument="pain_nrs", value=nrs_after, measured_utc=end)
     score(instrument="aldrete", items=_ALDRETE_10, measured_utc=end + timedelta(hours=2))
     score(instrument="padss", items=_PADSS_9, measured_utc=end + timedelta(hours=2))
@@ -317,6 +335,11 @@ def fill_demo(db: Database, *, today: date) -> dict[str, int]:
         week - timedelta(14),
         week + timedelta(7),
     )
+    # 20 vials of 500 mg/10 mL (50 mg/mL), received before the first infusion.
+    controlled.receive(
+        db, nurse, lot=DEMO_LOT, vial_mg_per_ml=50, vial_ml=10, vials=20,
+        occurred_utc=_at(two_weeks_ago - timedelta(3), 9), note="from the wholesaler",
+    )  # fmt: skip
     pts = [_register(db, desk, nurse, doc, p, two_weeks_ago) for p in _PEOPLE]
     for p in pts:
         screenings.run_screening(db, doc, patient_id=p.id, protocol="seed-outpatient")
@@ -379,6 +402,14 @@ def fill_demo(db: Database, *, today: date) -> dict[str, int]:
         reason="Pain NRS 8 to 4 after the test infusions.",
     )
     treatment.change_status(db, doc, cid, status="completed", reason="series completed")
+    # Follow-up: relief a few days after the series, then pain coming back (a relapse).
+    last_day = date.fromisoformat(plan["sessions"][-1]["date"])
+    for days, nrs in ((2, 3.0), (6, 6.0)):
+        when = min(_at(last_day + timedelta(days), 18), utc_now() - timedelta(hours=1))
+        charting.record_score(
+            db, nurse, DEFAULT_RULES, patient_id=pts[4].id, instrument="pain_nrs", value=nrs,
+            measured_utc=when,
+        )  # fmt: skip
     treatment.book_booster(
         db,
         doc,
