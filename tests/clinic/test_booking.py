@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 
 from ketapain.clinic._service import add_row
 from ketapain.clinic.audit import Actor, AuditEntry
-from ketapain.clinic.booking import SessionChange, mark_missed, move_session
+from ketapain.clinic.booking import SessionChange
 from ketapain.clinic.courses import Course
 from ketapain.clinic.db import Database
 from ketapain.clinic.patients import BodyMeasurement, Diagnosis
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.pump import hang_infusion
+from ketapain.clinic.rebooking import mark_missed, move_session
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.schedule import calendar, capacity, rebook_missed, schedule
 from ketapain.clinic.treatment import book_booster, change_status, create_course

@@ -10,13 +10,13 @@ from typing import Any, Final
 import pytest
 
 from ketapain.clinic.audit import Actor, unit_of_work
-from ketapain.clinic.booking import mark_missed
 from ketapain.clinic.boosters import booster_suggestion, early_completion
 from ketapain.clinic.charting import record_score
 from ketapain.clinic.courses import Course
 from ketapain.clinic.db import Database
 from ketapain.clinic.infusions import EventKind, InfusionEvent
 from ketapain.clinic.pump import hang_infusion
+from ketapain.clinic.rebooking import mark_missed
 from ketapain.clinic.treatment import book_booster, change_status, create_course
 from ketapain.errors import AccessDeniedError
 

@@ -22,15 +22,12 @@ from ketapain.clinic.booking import (
     BookingStatus,
     bookings_between,
     course_calendar,
-    full_slots,
-    outside_hours,
     protocol_of,
-    seats,
-    slot_starts,
 )
 from ketapain.clinic.courses import Course, course_status
 from ketapain.clinic.patients import Demographics
 from ketapain.clinic.permissions import Action, allowed, require
+from ketapain.clinic.rebooking import full_slots, outside_hours, seats, slot_starts
 from ketapain.clinic.records import get_or_raise
 from ketapain.clinic.registry import current_demographics, demographics_of
 from ketapain.config import Settings
@@ -197,7 +194,7 @@ def rebook_missed(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Suggest a day for a missed session; nothing is written (book it with
-    :func:`ketapain.clinic.booking.move_session`).
+    :func:`ketapain.clinic.rebooking.move_session`).
 
     The first weekday (any day in a phase that does not skip weekends) after the last
     session of the phase still booked, not before ``today``, with no other session of the

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
-from ketapain.clinic.booking import mark_missed, move_session
 from ketapain.clinic.boosters import booster_suggestion, early_completion
 from ketapain.clinic.db import utc_now
+from ketapain.clinic.rebooking import mark_missed, move_session
 from ketapain.clinic.schedule import calendar, capacity, rebook_missed
 from ketapain.config import Settings
 from ketapain.web.api._schemas import Body
