@@ -1,11 +1,13 @@
 """The pump: hang a bag, chart pump events (start, rate change, pause, resume, stop).
 
 The pump starts only once the pre-infusion checklist is complete
-(:mod:`ketapain.clinic.checklist`). A nurse changes rates within the plan: up to the
-highest rate of the session's pump program or the phase's titration ceiling. Above that
-only a physician may set a rate; above a hard limit of the drug library or protocol, only
-a physician with an override and a reason. An event decided on an older state of the
-pump (``expected_version``) is refused, naming what was charted since.
+(:mod:`ketapain.clinic.checklist`) and no safety hold stands
+(:func:`ketapain.clinic.course_safety.check_start`). A nurse changes rates within the
+plan: up to the highest rate of the session's pump program or the phase's titration
+ceiling. Above that only a physician may set a rate; above a hard limit of the drug
+library or protocol, only a physician with an override and a reason. An event decided on
+an older state of the pump (``expected_version``) is refused, naming what was charted
+since.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ketapain.clinic._service import user_id
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.checklist import checklist_status
+from ketapain.clinic.course_safety import check_start
 from ketapain.clinic.courses import Course, current_plan
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.infusions import (
@@ -221,6 +224,7 @@ def pump_event(
         t = time_utc or utc_now()
         _check_time(t, events[-1].time_utc if events else None)
         if kind == EventKind.START:
+            check_start(session, infusion, time_utc=t)
             ready = checklist_status(session, infusion)
             if not ready.complete:
                 raise ConflictError(

@@ -1,5 +1,6 @@
-"""The infusion chair view: checklist, start, charting every 15 minutes, rate changes
-with guardrails, alarms, side effects and rescue medication, stop, discharge."""
+"""The infusion chair view: safety holds and the urinary screen, checklist, start,
+charting every 15 minutes, rate changes with guardrails, alarms, side effects and rescue
+medication, stop, discharge."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from ketapain.clinic.checklist import (
     checklist_status,
     record_checklist,
 )
+from ketapain.clinic.course_safety import holds, review_hold, urinary_screen_status
 from ketapain.clinic.courses import current_plan
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.infusions import Infusion
@@ -39,7 +41,13 @@ from ketapain.clinic.permissions import Action
 from ketapain.clinic.pump import pump_event
 from ketapain.clinic.records import get_or_raise
 from ketapain.clinic.registry import patient_summary
-from ketapain.errors import AccessDeniedError, ConflictError, HardStopError, KetapainError
+from ketapain.errors import (
+    AccessDeniedError,
+    ConflictError,
+    HardStopError,
+    InvalidValueError,
+    KetapainError,
+)
 from ketapain.web.deps import DbDep, RulesDep
 from ketapain.web.pages._charts import infusion_chart
 from ketapain.web.pages._render import (
@@ -95,6 +103,8 @@ def _context(db: Database, me: PageUser, infusion_id: uuid.UUID) -> dict[str, An
             for a in open_alarms(session, actor, patient_id=inf.patient_id)
             if a["infusion_id"] == str(infusion_id)
         ]
+        on_hold = [h.as_dict() for h in holds(session, inf.patient_id)]
+        urinary = urinary_screen_status(session, inf.patient_id, at=utc_now()).as_dict()
     return {
         **_live(view, me),
         "p": record,
@@ -102,6 +112,9 @@ def _context(db: Database, me: PageUser, infusion_id: uuid.UUID) -> dict[str, An
         "discharge_rules": plan.get("discharge"),
         "ready": ready,
         "alarms": alarms,
+        "holds": on_hold,
+        "urinary": urinary,
+        "yes_no": [("", "choose"), ("0", "no"), ("1", "yes")],
         "confirmations": CONFIRMATIONS,
         "fasting_source": FASTING_SOURCE.cite(),
         "instruments": INSTRUMENTS,
@@ -227,6 +240,47 @@ def _event(
     return [("ok", f"Pump: {kind.replace('_', ' ')} charted."), *msgs]
 
 
+def _urinary(
+    db: Database, actor: Actor, rules: tuple[Rule, ...], inf: Infusion, r: FormReader
+) -> list[tuple[str, str]]:
+    inst = INSTRUMENTS["urinary_screen"]
+    items = {k: r.whole(k, required=True, what="yes or no") for k in inst.items}
+    when = r.when("measured_at")
+    r.done()
+    row, _ = record_score(
+        db, actor, rules, patient_id=inf.patient_id, infusion_id=inf.id,
+        instrument=inst.name, items=items, measured_utc=when,  # type: ignore[arg-type]
+    )  # fmt: skip
+    if row.value > 0:
+        return [("error", "Urinary screen positive: infusions are held until a physician "
+                 "reviews it.")]  # fmt: skip
+    return [("ok", "Urinary screen charted: no symptoms.")]
+
+
+def _held_id(r: FormReader, name: str) -> uuid.UUID | None:
+    raw = r.text(name)
+    try:
+        return None if raw is None else uuid.UUID(raw)
+    except ValueError:
+        raise InvalidValueError(name, "the id of the held result", raw) from None
+
+
+def _review(
+    db: Database, actor: Actor, _rules: tuple[Rule, ...], inf: Infusion, r: FormReader
+) -> list[tuple[str, str]]:
+    outcome = r.text("outcome", required=True, what="resume or keep holding")
+    reason = r.text("reason", required=True, what="why")
+    lab_result_id, score_id = _held_id(r, "lab_result_id"), _held_id(r, "score_id")
+    r.done()
+    review_hold(
+        db, actor, inf.patient_id, outcome=outcome or "", reason=reason or "",
+        lab_result_id=lab_result_id, score_id=score_id,
+    )  # fmt: skip
+    if outcome == "resume":
+        return [("ok", "Hold reviewed: infusions may resume.")]
+    return [("warning", "Hold reviewed: infusions stay on hold.")]
+
+
 def _side_effect(
     db: Database, actor: Actor, _rules: tuple[Rule, ...], inf: Infusion, r: FormReader
 ) -> list[tuple[str, str]]:
@@ -278,6 +332,8 @@ def _discharge(
 
 
 _ACTIONS: Final[dict[str, _Handler]] = {
+    "urinary-screen": _urinary,
+    "safety-review": _review,
     "checklist": _checklist,
     "vitals": _vitals,
     "score": _score,
