@@ -25,6 +25,7 @@ from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import Actor, list_entries
 from ketapain.clinic.charting import record_score, record_vitals
 from ketapain.clinic.checklist import record_checklist
+from ketapain.clinic.course_safety import review_hold
 from ketapain.clinic.courses import Course, current_plan
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.demo import fill_demo
@@ -102,6 +103,17 @@ def _session(
         db, staff["nurse"], DEFAULT_RULES, sbp_mmhg=120.0, dbp_mmhg=75.0, hr_per_min=72.0, **where
     )
     record_score(db, staff["nurse"], DEFAULT_RULES, instrument="pain_nrs", value=7.0, **where)
+    record_score(  # before each session of a repeated course (clinic.course_safety)
+        db,
+        staff["nurse"],
+        DEFAULT_RULES,
+        patient_id=inf.patient_id,
+        instrument="urinary_screen",
+        items=dict.fromkeys(
+            ("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain"), 0
+        ),
+        measured_utc=before,
+    )
     for kind, t, rate in events:
         reason = "titrated to effect" if kind == "rate_change" else None
         pump_event(
@@ -507,7 +519,16 @@ def test_liver_tests_after_the_first_session(db, staff, patient):
     and other tests do not count."""
     s = _monday(6)
     course = _course(db, staff, patient.id, s)
-    _lab(db, staff, patient.id, "alt", 150.0, _at(s - 7 * DAY, 8))
+    old = _lab(db, staff, patient.id, "alt", 150.0, _at(s - 7 * DAY, 8))
+    # Above 3 x ULN it holds the infusions until a physician reviews it (course_safety).
+    review_hold(
+        db,
+        staff["physician"],
+        patient.id,
+        outcome="resume",
+        reason="old result, hepatitis resolved; recheck after the first session",
+        lab_result_id=old.id,
+    )
     _simple(db, staff, course, 1, s)
     _simple(db, staff, course, 2, s + DAY, rate=20.4)
     assert _lft(db, staff) == (False, False, False)

@@ -63,6 +63,7 @@ from ketapain.clinic.synthetic import (
     SYNTHETIC_USERNAME,
     WEIGHT_KG,
 )
+from ketapain.protocols.continuation import recommend_continuation
 
 __all__ = ["Spec", "prepare_batch", "prepare_users", "user_id"]
 
@@ -335,6 +336,15 @@ class _Generator:
                 "after_session": n,
                 "decision": "continue" if c.responder else "stop",
                 "reason": reason,
+                # What the continuation rule recommends from the same figures (the
+                # synthetic chart has no side effect worth stopping for).
+                "recommendation": {
+                    **recommend_continuation(baseline_nrs=b, session_nrs=[best]).as_dict(),
+                    "after_session": n,
+                    "inputs": {"baseline_nrs": b, "session_nrs": [best]},
+                }
+                if b > 0
+                else None,
             }
         )
         if not c.responder:
