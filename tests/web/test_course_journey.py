@@ -88,7 +88,12 @@ def _session(
     )
     during = {"infusion_id": iid, "measured_utc": _iso(start + timedelta(hours=1))}
     if cadss6 is not None:
-        _post(api, f"/patients/{pid}/scores", {**during, "instrument": "cadss6", "items": cadss6}, nurse)
+        _post(
+            api,
+            f"/patients/{pid}/scores",
+            {**during, "instrument": "cadss6", "items": cadss6},
+            nurse,
+        )
     _post(api, f"/patients/{pid}/scores", {**during, "instrument": "moaas", "value": 5}, nurse)
     stop = start + timedelta(hours=2)
     _post(api, f"/infusions/{iid}/events", {"kind": "stop", "time_utc": _iso(stop)}, nurse)
@@ -123,7 +128,12 @@ def test_a_whole_course_through_the_api(
     # The two test infusions: pain 7 -> 4 after the second (43%), mild dissociation.
     _session(api, headers, course, number=1, day=monday, nrs_after=5, cadss6=CADSS_LOW)
     _session(
-        api, headers, course, number=2, day=monday + timedelta(days=1), nrs_after=4,
+        api,
+        headers,
+        course,
+        number=2,
+        day=monday + timedelta(days=1),
+        nrs_after=4,
         cadss6=CADSS_LOW,
     )
     rec = _get(api, f"/courses/{cid}/continuation", doc)
@@ -158,7 +168,12 @@ def test_a_whole_course_through_the_api(
 
     # Session 3 at 0.35 mg/kg/h with relief short of the target (pain 6 of 7): one step up.
     _session(
-        api, headers, course, number=3, day=monday + timedelta(days=7), nrs_after=6,
+        api,
+        headers,
+        course,
+        number=3,
+        day=monday + timedelta(days=7),
+        nrs_after=6,
         rate_mg_per_kg_h=0.35,
     )
     nxt = _get(api, f"/courses/{cid}/titration", doc)
@@ -192,3 +207,4 @@ def test_a_whole_course_through_the_api(
     assert "Protocol rule: increase" in page.text
     assert "Bayesian MAP" in page.text and 'id="oral-proposal"' in page.text
     assert "(ketapain recommended continue)" in page.text
+    assert 'id="safety"' in page.text and "Ketamine delivered: this course" in page.text

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ketapain.clinic.audit import Actor, reading
 from ketapain.clinic.continuation import continuation
+from ketapain.clinic.course_safety import course_safety
 from ketapain.clinic.courses import CourseStatus, course_view
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.oral_follow_on import oral_proposal
@@ -81,10 +82,12 @@ def _advice(
         rate = titration(session, actor, course_id) if open_course else None
     except ConflictError:  # every session given
         rate = None
+    today = utc_now().date()
     return {
         "recommendation": rec,
         "titration": rate,
-        "oral": oral_proposal(session, actor, course_id, on=utc_now().date()),
+        "oral": oral_proposal(session, actor, course_id, on=today),
+        "safety": course_safety(session, actor, course_id, today=today),
     }
 
 
