@@ -62,7 +62,7 @@ def _give(
     )
     start = T0 + timedelta(days=number)
     ready(inf.id, course.patient_id, start - timedelta(minutes=15))
-    no = {k: 0 for k in ("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain")}
+    no = dict.fromkeys(("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain"), 0)
     record_score(
         db,
         nurse,

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from tests.web.conftest import API
 from tests.web.test_pages import sign_in
 
@@ -70,7 +69,7 @@ def _session(
         nurse,
     )
     _post(api, f"/patients/{pid}/scores", {**before, "instrument": "pain_nrs", "value": 7}, nurse)
-    screen = {k: 0 for k in ("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain")}
+    screen = dict.fromkeys(("frequency", "urgency", "dysuria", "haematuria", "suprapubic_pain"), 0)
     _post(
         api,
         f"/patients/{pid}/scores",
