@@ -181,6 +181,24 @@ def test_a_whole_course_through_the_api(
     assert nxt["rule"]["rate_next"] == pytest.approx(0.40)
     assert nxt["model"]["relief"]["n_observations"] == 3
 
+    # The physician's course page shows the same advice, with its reasons.
+    sign_in(api, "doc", next_url=f"/courses/{cid}")
+    page = api.get(f"/courses/{cid}")
+    assert page.status_code == 200
+    assert 'id="recommendation"' in page.text and "ketapain recommends: continue" in page.text
+    assert "Protocol rule: increase" in page.text and "Bayesian MAP" in page.text
+
+    # Sessions 4 and 5 at 0.40 mg/kg/h: pain 3 of 7 (57%) twice, so the goal is reached
+    # (a fall of 50% or more on two sessions) and the course may end early (seed 003).
+    for number, day in ((4, 8), (5, 9)):
+        _session(
+            api, headers, course, number=number, day=monday + timedelta(days=day), nrs_after=3,
+            rate_mg_per_kg_h=0.40,
+        )  # fmt: skip
+    early = _get(api, f"/courses/{cid}/early-completion", doc)
+    assert early["goal_reached"] is True and early["suggest_complete"] is True
+    _post(api, f"/courses/{cid}/status", {"status": "completed", "reason": early["reason"]}, doc)
+
     # The oral follow-on: proposed the day after the last infusion, Blonk 2010 dose.
     oral = _get(api, f"/courses/{cid}/oral-proposal", doc)
     assert oral["doses_per_day"] == 3
@@ -197,13 +215,55 @@ def test_a_whole_course_through_the_api(
         doc,
     )
     assert written["findings"] == oral["findings"]
+    assert oral["start_date"] == (monday + timedelta(days=10)).date().isoformat()
 
-    # The physician's course page shows the same advice, with its reasons.
-    sign_in(api, "doc", next_url=f"/courses/{cid}")
+    # Follow-up: relief holds a few days, then pain comes back above 70% of the baseline.
+    pid = course["patient_id"]
+    for day, nrs in ((12, 3), (16, 6)):
+        when = _iso(monday + timedelta(days=day, hours=10))
+        _post(
+            api,
+            f"/patients/{pid}/scores",
+            {"instrument": "pain_nrs", "value": nrs, "measured_utc": when},
+            headers["nurse"],
+        )
+    today = datetime.now(UTC).date().isoformat()
+    relapse = _get(api, f"/courses/{cid}/booster-suggestion", doc, today=today)
+    assert relapse["relapsed"] is True and relapse["suggest_booster"] is True
+    _post(
+        api,
+        f"/courses/{cid}/boosters",
+        {"scheduled_date": today, "reason": relapse["reason"]},
+        doc,
+    )
+    after = _get(api, f"/courses/{cid}/booster-suggestion", doc, today=today)
+    assert len(after["history"]) == 1 and after["suggest_booster"] is False
+
+    # Questionnaires through the patient's link: a PHQ-9 with item 9 alerts the physician.
+    link = _post(api, f"/patients/{pid}/links", {"valid_days": 14}, headers["nurse"])
+    phq9 = {f"item{i}": 1 for i in range(1, 10)}
+    answered = api.post(
+        f"{API}/portal/{link['secret']}/scores", json={"instrument": "phq9", "items": phq9}
+    )
+    assert answered.status_code == 201, answered.text
+    assert "phq9_item9" in {a["signal"] for a in answered.json()["alerts"]}
+    alarms = _get(api, "/alarms", doc, patient_id=pid)
+    assert any(a["signal"] == "phq9_item9" and a["level"] == "stop" for a in alarms)
+    schedule = _get(api, f"/courses/{cid}/pro-schedule", doc, today=today)
+    assert {i["instrument"] for i in schedule["items"]} >= {"pain_nrs", "pgic", "phq9", "gad7"}
+
+    # The desk sees the calendar without doses; safety and the stock log add up.
+    calendar = _get(api, f"/courses/{cid}/calendar", headers["front_desk"])
+    assert all("dose_mg" not in row for row in calendar["sessions"])
+    safety = _get(api, f"/courses/{cid}/safety", doc, today=today)
+    assert safety["on_hold"] is False
+    assert safety["cumulative_dose"]["course"]["infusions"] == 5
+    assert safety["cumulative_dose"]["course"]["iv_delivered_mg"] > 0
+
+    # The finished course's page keeps the decision with its recommendation and shows
+    # the oral follow-on and the safety figures.
     page = api.get(f"/courses/{cid}")
     assert page.status_code == 200
-    assert 'id="recommendation"' in page.text and "ketapain recommends: continue" in page.text
-    assert "Protocol rule: increase" in page.text
-    assert "Bayesian MAP" in page.text and 'id="oral-proposal"' in page.text
     assert "(ketapain recommended continue)" in page.text
+    assert 'id="oral-proposal"' in page.text
     assert 'id="safety"' in page.text and "Ketamine delivered: this course" in page.text
