@@ -3,13 +3,14 @@
 1. Anonymous use: every route of ``create_app`` (API, pages, FHIR; every method) is called
    without credentials and with refused ones (garbage, another scheme, expired, revoked,
    a deactivated user's); the API answers 401 JSON, a page a 303 to the sign-in page,
-   FHIR a 401 OperationOutcome. Only the short allow-list :data:`PUBLIC` answers anyone; a
-   new route that answers anonymously without being listed there fails the sweep.
+   FHIR a 401 OperationOutcome. Only the short allow-list :data:`PUBLIC` answers anyone
+   (the patient portal among them: its link is its key); a new route that answers
+   anonymously without being listed there fails the sweep.
 2. Role rules at the HTTP level: every API, FHIR and page route and every form post, for
    each of the four roles, against the table of :mod:`ketapain.clinic.permissions` written
    out here by hand (:data:`API_CASES`, :data:`PAGE_CASES`, :data:`FORMS`); a refusal is a
    403 (or, for a form, the form again) audited as ``denied``, and the roles that may not
-   read clinical records never see a clinical value.
+   read clinical records never see a clinical value (nor, in an API answer, a dose).
 3. Session expiry: a web session dies after ``session_idle_min`` idle and stays alive while
    used (sliding); an API token dies after ``token_ttl_h`` however much it is used. Time
    passes by moving the token's times back in the database.
@@ -67,6 +68,7 @@ from ketapain.clinic.accounts import (
 )
 from ketapain.clinic.audit import SYSTEM, Actor, AuditEntry, list_entries, unit_of_work
 from ketapain.clinic.db import Base, Database, utc_now
+from ketapain.clinic.instruments import INSTRUMENTS
 from ketapain.clinic.patients import Allergy, BodyMeasurement, Diagnosis, Patient
 from ketapain.clinic.permissions import ROLE_ACTIONS, Action
 from ketapain.clinic.registry import register_patient
@@ -102,6 +104,10 @@ IDENTITY = (MRN, FAMILY, GIVEN, BIRTH.isoformat(), "23 Aug 1961", "23/08/1961", 
 ALLERGEN = "Vexmoril"
 REACTION = "Quillon rash"
 CLINICAL = (ALLERGEN, REACTION)
+# A key of an API answer that holds a dose or a rate (``dose_mg``, ``bag_mg``,
+# ``rate_mg_per_h``): never in an answer to a role without read_clinical (the front desk
+# books sessions from the calendar, without their doses).
+_DOSE_KEY = re.compile(r"(^|_)(dose|bag|rate)(_|$)|_mg(_|$)")
 
 
 def _register_patient(db: Database, staff: dict[str, Actor]) -> Patient:
@@ -130,10 +136,18 @@ def patient(db: Database, staff: dict[str, Actor]) -> Patient:
     return _register_patient(db, staff)
 
 
+# The vial lot of the controlled-substance log's sweeps: received and drawn into the bag.
+LOT = "LOT-S"
+# A urinary symptom screen with no symptom (item -> 1 yes, 0 no).
+_URINARY = dict.fromkeys(INSTRUMENTS["urinary_screen"].items, 0)
+
+
 @dataclass(frozen=True)
 class World:
     """Real ids: the patient, a planned course, a bag hung (checklist complete), a vitals
-    row that raised an open alarm."""
+    row that raised an open alarm, a patient link, a receipt into the vial lot
+    :data:`LOT` (which the bag was drawn from), and a positive urinary screen whose hold a
+    physician has released."""
 
     patient_id: str
     course_id: str
@@ -141,6 +155,9 @@ class World:
     vitals_id: str
     alarm_id: str
     program_rate_mg_per_h: float
+    link_id: str
+    entry_id: str
+    screen_id: str
 
 
 @pytest.fixture
@@ -156,6 +173,26 @@ def world(
     resp = api.post(f"{API}/patients/{patient_id}/vitals", json=vitals, headers=headers["nurse"])
     assert resp.status_code == 201, resp.text
     assert resp.json()["alarms"], "SBP 200 raises no alarm"
+    link = api.post(
+        f"{API}/patients/{patient_id}/links", json={"valid_days": 14}, headers=headers["nurse"]
+    )
+    assert link.status_code == 201, link.text
+    vials = {"lot": LOT, "vial_mg_per_ml": 50, "vial_ml": 10, "vials": 2}
+    receipt = api.post(f"{API}/stock/receipts", json=vials, headers=headers["nurse"])
+    assert receipt.status_code == 201, receipt.text
+    drawn = {"lot": LOT, "amount_mg": 250, "infusion_id": infusion["id"]}
+    assert api.post(f"{API}/stock/draws", json=drawn, headers=headers["nurse"]).status_code == 201
+    screen = api.post(
+        f"{API}/patients/{patient_id}/scores",
+        json={"instrument": "urinary_screen", "items": _URINARY | {"frequency": 1}},
+        headers=headers["nurse"],
+    )
+    assert screen.status_code == 201, screen.text
+    review = {"score_id": screen.json()["id"], "outcome": "resume", "reason": "reviewed"}
+    released = api.post(
+        f"{API}/patients/{patient_id}/safety-reviews", json=review, headers=headers["physician"]
+    )
+    assert released.status_code == 201, released.text
     return World(
         patient_id=patient_id,
         course_id=course["id"],
@@ -163,6 +200,9 @@ def world(
         vitals_id=resp.json()["id"],
         alarm_id=resp.json()["alarms"][0]["id"],
         program_rate_mg_per_h=float(infusion["program"][0]["rate_mg_per_h"]),
+        link_id=link.json()["id"],
+        entry_id=receipt.json()["id"],
+        screen_id=screen.json()["id"],
     )
 
 
@@ -222,12 +262,24 @@ PUBLIC: dict[tuple[str, str], str] = {
     # A terminology resource: what ketapain's own codes mean, so that the receiver of an
     # exported Bundle can resolve them.
     ("GET", "/fhir/CodeSystem/ketapain"): "the local CodeSystem: code meanings, no data",
+    # The patient portal: a patient has no account; the secret of an expiring, revocable
+    # patient link in the path is the credential, and an unknown, expired or withdrawn one
+    # answers 404 alike (tests/web/test_portal_page.py, test_api_follow_up.py).
+    ("GET", "/p/{secret}"): "the patient's questionnaires due today, through a patient link",
+    ("POST", "/p/{secret}"): "sends one questionnaire: the link, and the portal's own CSRF "
+    "cookie (as the sign-in form's)",
+    ("POST", f"{API}/portal/{{secret}}/scores"): "sends one questionnaire through a patient "
+    "link (the link is the key; the body is read only after it is found)",
 }
 
 
+# A valid ``{action}`` of the pages that post to one, by the route's first part.
+_PAGE_ACTIONS = {"/infusions/": "vitals", "/stock/": "receipts", "/courses/": "decisions"}
+
+
 def _path(template: str, world: World | None) -> str:
-    """``template`` with its parameters filled: the world's real ids, a valid section,
-    action or kind, a random UUID for anything else."""
+    """``template`` with its parameters filled: the world's real ids and vial lot, a valid
+    section, action, kind or session number, a random UUID for anything else."""
     ids = {}
     if world is not None:
         ids = {
@@ -236,12 +288,19 @@ def _path(template: str, world: World | None) -> str:
             "infusion_id": world.infusion_id,
             "alarm_id": world.alarm_id,
             "record_id": world.vitals_id,
+            "link_id": world.link_id,
+            "entry_id": world.entry_id,
+            "lot": LOT,
         }
     named = {
         "section": "medications",
-        "action": "vitals" if template.startswith("/infusions/") else "decisions",
+        "action": next(
+            (a for prefix, a in _PAGE_ACTIONS.items() if template.startswith(prefix)), "decisions"
+        ),
         "kind": "csv" if template.startswith("/reports/") else "vitals",
         "path": "ketapain.css",
+        # A session the world has not hung (1 is, and a case hangs 2): it may be moved.
+        "number": "3",
     }
 
     def value(match: re.Match[str]) -> str:
@@ -711,6 +770,85 @@ API_CASES: list[Case] = [
         )
         for kind, action in CORRECTIONS.items()
     ),
+    # Advice on the course, read only.
+    Case("GET", f"{_C}/continuation", (A.READ_CLINICAL,)),
+    Case("GET", f"{_C}/titration", (A.READ_CLINICAL,)),
+    Case("GET", f"{_C}/oral-proposal", (A.READ_CLINICAL,)),
+    # Booking, on session 3 ({number}: 1 and 2 are hung, and a hung session cannot move).
+    # The first role allowed marks it missed; the next ones meet it missed (409).
+    Case("GET", f"{_C}/calendar", (A.READ_SCHEDULE,)),
+    Case("POST", f"{_C}/sessions/{{number}}/missed", (A.BOOK,), {"reason": "no show"}),
+    Case("GET", f"{_C}/sessions/{{number}}/rebook-suggestion", (A.READ_SCHEDULE,)),
+    Case(
+        "POST",
+        f"{_C}/sessions/{{number}}/move",
+        (A.BOOK,),
+        lambda w, r: {
+            "new_date": (date.today() + timedelta(days=28)).isoformat(),
+            "reason": "asked",
+        },
+    ),
+    Case("GET", f"{API}/capacity", (A.READ_SCHEDULE,)),
+    Case("GET", f"{_C}/early-completion", (A.READ_CLINICAL,)),
+    Case("GET", f"{_C}/booster-suggestion", (A.READ_CLINICAL,)),
+    # Follow-up: questionnaires due, reminders, patient links (the world's link revoked).
+    Case("GET", f"{_C}/pro-schedule", (A.READ_CLINICAL,)),
+    Case("GET", f"{API}/reminders", (A.READ_CLINICAL,)),
+    Case("GET", f"{_P}/links", (A.READ_CLINICAL,)),
+    Case("POST", f"{_P}/links", (A.CHART,), {"valid_days": 14}),
+    Case("POST", f"{_P}/links/{{link_id}}/revoke", (A.CHART,)),
+    # The controlled-substance log, on the world's lot (1000 mg received, 250 mg drawn).
+    Case(
+        "POST",
+        f"{API}/stock/receipts",
+        (A.CONTROLLED_LOG,),
+        {"lot": LOT, "vial_mg_per_ml": 50, "vial_ml": 10, "vials": 1},
+    ),
+    Case(
+        "POST",
+        f"{API}/stock/draws",
+        (A.CONTROLLED_LOG,),
+        lambda w, r: {"lot": LOT, "amount_mg": 1, "infusion_id": w.infusion_id},
+    ),
+    # The witness is another physician or nurse than the one who logs the waste.
+    Case(
+        "POST",
+        f"{API}/stock/waste",
+        (A.CONTROLLED_LOG,),
+        lambda w, r: {
+            "lot": LOT,
+            "amount_mg": 1,
+            "witness_username": USERNAMES["nurse" if r == "physician" else "physician"],
+            "reason": "vial dropped",
+        },
+    ),
+    Case(
+        "POST",
+        f"{API}/stock/returns",
+        (A.CONTROLLED_LOG,),
+        {"lot": LOT, "amount_mg": 1, "note": "to the supplier, form 41"},
+    ),
+    Case("GET", f"{API}/stock/lots", (A.CONTROLLED_LOG,)),
+    Case("GET", f"{API}/stock/lots/{{lot:path}}", (A.CONTROLLED_LOG,)),
+    Case("GET", f"{API}/stock/bags", (A.CONTROLLED_LOG,)),
+    Case("GET", f"{API}/stock/discrepancies", (A.CONTROLLED_LOG,)),
+    # Safety over the course: the world's urinary screen reviewed again (resume: no hold
+    # stands for the cases after).
+    Case("GET", f"{_C}/safety", (A.READ_CLINICAL,)),
+    Case("GET", f"{_P}/holds", (A.READ_CLINICAL,)),
+    Case(
+        "POST",
+        f"{_P}/safety-reviews",
+        (A.REVIEW_SAFETY,),
+        lambda w, r: {"score_id": w.screen_id, "outcome": "resume", "reason": "reviewed again"},
+    ),
+    # The receipt retracted: the next role allowed meets it retracted.
+    Case(
+        "POST",
+        f"{API}/stock/entries/{{entry_id}}/corrections",
+        (A.CONTROLLED_LOG,),
+        {"reason": "typed twice", "entered_in_error": True},
+    ),
     # Last: a physician's change of status may end the course the cases above use.
     Case("POST", f"{_C}/status", (A.CHANGE_COURSE,), {"status": "in_progress", "reason": "hung"}),
 ]
@@ -732,6 +870,8 @@ PAGE_CASES: list[Case] = [
     Case("GET", "/admin/audit", (A.READ_AUDIT,)),
     Case("GET", "/reports/cohort", (A.READ_OUTCOMES,)),
     Case("GET", "/reports/cohort.{kind}", (A.READ_OUTCOMES,), values={"kind": "csv"}),
+    Case("GET", "/stock", (A.CONTROLLED_LOG,)),
+    Case("GET", "/stock/{lot:path}", (A.CONTROLLED_LOG,)),
 ]
 # Where a role without read_clinical reads clinical values all the same, by design: the
 # audit trail keeps each row's values before and after a change.
@@ -773,7 +913,19 @@ def _role_problems(
     blind = A.READ_CLINICAL not in ROLE_ACTIONS[role] and case.template not in AUDIT_TRAIL
     if blind and (leaked := _patient_data_in(resp.text, CLINICAL)):
         problems.append(f"{where}: clinical values {leaked} shown to {role}")
+    if blind and "json" in resp.headers.get("content-type", "") and (doses := _keys(resp.json())):
+        problems.append(f"{where}: doses {sorted(doses)} shown to {role}")
     return problems
+
+
+def _keys(answer: Any) -> set[str]:
+    """The keys of a JSON answer, at any depth, that name a dose or a rate."""
+    if isinstance(answer, dict):
+        found = {k for k in answer if _DOSE_KEY.search(k)}
+        return found.union(*(_keys(v) for v in answer.values()))
+    if isinstance(answer, list):
+        return set().union(*(_keys(v) for v in answer))
+    return set()
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
@@ -783,8 +935,8 @@ def test_role_rules_hold_on_every_api_and_fhir_route(
     """Every guarded API and FHIR route, for each of the four roles, with a valid body:
     a role the permission table allows is not refused; any other role gets a 403 naming
     the first action it may not do, audited exactly once as ``denied``; no role without
-    ``read_clinical`` sees a clinical value (the audit trail aside). The cases cover every
-    route and every correctable kind of record."""
+    ``read_clinical`` sees a clinical value or a dose (the audit trail aside). The cases
+    cover every route and every correctable kind of record."""
     from ketapain.web.api.patients import CORRECTABLE
 
     app = create_app(Settings(), db=db)
@@ -982,6 +1134,41 @@ FORMS: list[Form] = [
     Form(
         f"{_RI}/discharge", "discharge", (A.CHART,), {"escort_confirmed": "on", "escort_name": "A"}
     ),
+    Form(f"{_RI}/urinary-screen", "urinary-screen", (A.CHART,), dict.fromkeys(_URINARY, "0")),
+    # The review of a hold (the chair shows its form while the hold stands): the world's
+    # urinary screen again, resumed, so that no hold stands for the posts after.
+    Form(
+        f"{_RI}/safety-review",
+        "review-1",
+        (A.REVIEW_SAFETY,),
+        lambda w: {"score_id": w.screen_id, "outcome": "resume", "reason": "reviewed again"},
+    ),
+    # The controlled-substance log, on the world's lot; the physician posts these in the
+    # CSRF sweep, so the witness is the nurse.
+    Form(
+        "/stock/receipts",
+        "receive",
+        (A.CONTROLLED_LOG,),
+        {"lot": LOT, "vial_mg_per_ml": "50", "vial_ml": "10", "vials": "1"},
+    ),
+    Form(
+        "/stock/draws",
+        "draw",
+        (A.CONTROLLED_LOG,),
+        lambda w: {"lot": LOT, "amount_mg": "1", "infusion_id": w.infusion_id},
+    ),
+    Form(
+        "/stock/waste",
+        "waste",
+        (A.CONTROLLED_LOG,),
+        {"lot": LOT, "amount_mg": "1", "witness": USERNAMES["nurse"], "reason": "vial dropped"},
+    ),
+    Form(
+        "/stock/returns",
+        "return",
+        (A.CONTROLLED_LOG,),
+        {"lot": LOT, "amount_mg": "1", "note": "to the supplier, form 41"},
+    ),
     # Last: signing out ends the session the other posts use.
     Form("/logout", "logout", (), {}),
 ]
@@ -996,9 +1183,10 @@ def _post_form(
 
 
 def test_the_form_table_covers_every_form_post() -> None:
-    """:data:`FORMS` covers every POST page route but the sign-in form (tested on its own)
-    and every section of the record and action of the course and chair views."""
-    from ketapain.web.pages import chair, courses, patients
+    """:data:`FORMS` covers every POST page route but the sign-in form and the patient
+    portal's (each with its own cookie-bound token, tested on its own) and every section
+    of the record and action of the course, chair and stock views."""
+    from ketapain.web.pages import chair, courses, patients, stock
 
     db = Database.connect("sqlite://")
     try:
@@ -1012,8 +1200,10 @@ def test_the_form_table_covers_every_form_post() -> None:
     reached = set()
     for form in FORMS:
         t = re.sub(r"^(/patients/\{patient_id\})/(?!plan$)[\w-]+$", r"\1/{section}", form.template)
+        t = re.sub(r"^/stock/[\w-]+$", "/stock/{action}", t)
         reached.add(re.sub(r"^(/(?:courses|infusions)/\{\w+\})/[\w-]+$", r"\1/{action}", t))
-    assert posts - {"/login"} == reached
+    # The sign-in form: tests below; the portal: tests/web/test_portal_page.py.
+    assert posts - {"/login", "/p/{secret}"} == reached
 
     def last_parts(prefix: str) -> set[str]:
         return {f.template.rsplit("/", 1)[1] for f in FORMS if f.template.startswith(prefix)}
@@ -1021,6 +1211,7 @@ def test_the_form_table_covers_every_form_post() -> None:
     assert last_parts(f"{_RP}/") == {*patients._SECTIONS, "screenings", "plan"}
     assert last_parts("/courses/") == set(courses._ACTIONS)
     assert last_parts("/infusions/") == set(chair._ACTIONS)
+    assert last_parts("/stock/") == set(stock._ACTIONS)
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
