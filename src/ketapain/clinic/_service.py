@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import Any, Final, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,12 @@ from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Correctable, Record, correct
 from ketapain.errors import AccessDeniedError, InvalidValueError, RecordNotFoundError
 
-__all__ = ["add_row", "check_links", "check_range", "correct_row", "user_id"]
+__all__ = ["add_row", "check_day", "check_links", "check_range", "correct_row", "user_id"]
+
+# The days a clinic books, reviews or asks about: bounds against typing slips and the ends
+# of the calendar (where day arithmetic overflows), not clinical numbers.
+FIRST_DAY: Final = date(1900, 1, 1)
+LAST_DAY: Final = date(2199, 12, 31)
 
 R = TypeVar("R", bound=Record)
 C = TypeVar("C", bound=Correctable)
@@ -25,6 +31,17 @@ def check_range(field: str, value: float | None, low: float, high: float) -> Non
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise InvalidValueError(field, f"a number from {low:g} to {high:g}", value)
+
+
+def check_day(field: str, value: date | None) -> None:
+    """Raise :class:`InvalidValueError` unless ``value`` is a calendar day from 1900 to
+    2199 (None passes)."""
+    if value is None:
+        return
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise InvalidValueError(field, "a calendar date", value)
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise InvalidValueError(field, f"a date from {FIRST_DAY} to {LAST_DAY}", value)
 
 
 def check_links(session: Session, row: Record) -> None:

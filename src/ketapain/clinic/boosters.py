@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
+from ketapain.clinic._service import check_day
 from ketapain.clinic.audit import Actor
 from ketapain.clinic.booking import BookingStatus, course_calendar, protocol_of
 from ketapain.clinic.courses import Booster, Course, CourseStatus, course_status
@@ -190,6 +191,7 @@ def booster_suggestion(
     suggest a booster or not, with the reasons, the sources, the booster history (intervals
     in days) and the protocol's booster phase for the booking."""
     require(actor, Action.READ_CLINICAL)
+    check_day("today", today)
     course = get_or_raise(session, Course, course_id, "course")
     progress = course_progress(session, actor, course_id)
     status, _ = course_status(session, course_id)

@@ -38,7 +38,7 @@ from ketapain.clinic._safety_figures import (
     urinary_finding,
     urinary_screen_status,
 )
-from ketapain.clinic._service import user_id
+from ketapain.clinic._service import check_day, user_id
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.courses import Course, course_status, current_plan
 from ketapain.clinic.db import Database
@@ -399,6 +399,7 @@ def course_safety(
     """The course's safety: holds (standing or released), labs due, cumulative dose,
     blood-pressure trend, and oral interactions when oral ketamine is prescribed."""
     require(actor, Action.READ_CLINICAL)
+    check_day("today", today)
     course = get_or_raise(session, Course, course_id, "course")
     every = _all_holds(session, course.patient_id)
     standing = [h for h in every if h.standing]

@@ -37,7 +37,7 @@ from ketapain.clinic._pro_rules import (
     build_schedule,
     pro_alerts,
 )
-from ketapain.clinic._service import check_range
+from ketapain.clinic._service import check_day, check_range
 from ketapain.clinic.alarms import Alarm
 from ketapain.clinic.audit import Actor
 from ketapain.clinic.courses import Course, CourseStatus, CourseStatusEvent, current_plans
@@ -187,6 +187,7 @@ def pro_schedule(
     """The course's questionnaires, each done, upcoming, due or overdue on ``today``
     (default: today in ``tz``, the clinic's time zone, in which scores are dated)."""
     require(actor, Action.READ_CLINICAL)
+    check_day("today", today)
     course = get_or_raise(session, Course, course_id, "course")
     today = today or utc_now().astimezone(tz).date()
     statuses = _statuses(session, [course.id])
@@ -267,6 +268,7 @@ def due_reminders(
     one row per course and instrument: what, how many, ``since`` (the first day of the
     earliest one's window) and ``due_by`` (the last day of the latest); overdue first."""
     require(actor, Action.READ_CLINICAL)
+    check_day("today", today)
     check_range("overdue_days", overdue_days, 0, 365)
     oldest = today - timedelta(days=overdue_days)
     courses, statuses = _courses_followed_on(session, oldest)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ketapain.clinic._service import user_id
+from ketapain.clinic._service import check_day, user_id
 from ketapain.clinic.audit import Actor, add_event, unit_of_work
 from ketapain.clinic.booking import (
     _DAY,
@@ -168,8 +168,11 @@ def move_session(
     with unit_of_work(db, actor) as session:
         require(actor, Action.BOOK)
         why = _reason(reason)
-        if not isinstance(new_date, date) or isinstance(new_date, datetime):
-            raise InvalidValueError("new_date", "a calendar date", new_date)
+        check_day("new_date", new_date)
+        if new_start is not None and new_start.tzinfo is not None:
+            raise InvalidValueError(
+                "new_start", "a clock time in the clinic's time zone, without an offset", new_start
+            )
         course, row = _session(session, course_id, session_number)
         at = new_start or row.start.time()
         candidate = row.at(datetime.combine(new_date, at))

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
+from ketapain.clinic._service import check_day
 from ketapain.clinic.audit import Actor
 from ketapain.clinic.booking import (
     SLOT_MIN,
@@ -137,6 +138,7 @@ def capacity(
     outside them. Each booking holds its chair until ``chair_until``.
     """
     require(actor, Action.READ_SCHEDULE)
+    check_day("day", day)
     settings = settings or Settings()
     start = datetime.combine(day, time())
     found, courses = bookings_between(session, from_date=day - _DAY, to_date=day, with_closed=True)
@@ -201,6 +203,7 @@ def rebook_missed(
     course that day and a chair free for the whole chair time at the session's time.
     """
     require(actor, Action.READ_SCHEDULE)
+    check_day("today", today)
     settings = settings or Settings()
     course = get_or_raise(session, Course, course_id, "course")
     rows = course_calendar(session, course)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ketapain.clinic._service import user_id
+from ketapain.clinic._service import check_day, user_id
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.continuation import continuation
 from ketapain.clinic.courses import (
@@ -395,6 +395,7 @@ def book_booster(
     """Book a booster infusion for the course."""
     with unit_of_work(db, actor) as session:
         require(actor, Action.PRESCRIBE, "only a physician books a booster")
+        check_day("scheduled_date", scheduled_date)
         get_or_raise(session, Course, course_id, "course")
         row = Booster(
             course_id=course_id,
