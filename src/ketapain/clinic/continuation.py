@@ -27,8 +27,9 @@ from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.progress import course_progress
 from ketapain.clinic.records import current, get_or_raise
 from ketapain.errors import InvalidValueError
-from ketapain.protocols.continuation import RESPONSE_FRACTION_MUCH_IMPROVED, recommend_continuation
+from ketapain.protocols.continuation import recommend_continuation
 from ketapain.protocols.library import get_protocol
+from ketapain.protocols.schema import RESPONSE_THRESHOLD
 
 __all__ = ["continuation"]
 
@@ -37,11 +38,8 @@ def _threshold(protocol_name: str, after_session: int) -> float:
     try:
         protocol = get_protocol(protocol_name)
     except (InvalidValueError, OSError):  # a plan kept from a protocol file since removed
-        return RESPONSE_FRACTION_MUCH_IMPROVED
-    for dp in protocol.decision_points:
-        if dp.after_session == after_session:
-            return dp.response_threshold
-    return RESPONSE_FRACTION_MUCH_IMPROVED
+        return RESPONSE_THRESHOLD
+    return protocol.response_threshold(after_session)
 
 
 def _inputs(
@@ -89,10 +87,16 @@ def _inputs(
 
 
 def continuation(
-    session: Session, actor: Actor, course_id: uuid.UUID, *, after_session: int | None = None
+    session: Session,
+    actor: Actor,
+    course_id: uuid.UUID,
+    *,
+    after_session: int | None = None,
+    progress: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The continue/stop recommendation after ``after_session`` (default: the plan's first
-    decision point), with the figures and the inputs it was computed from."""
+    decision point), with the figures and the inputs it was computed from. ``progress`` is
+    the course's :func:`course_progress`, when the caller has read it already."""
     require(actor, Action.READ_CLINICAL)
     course = get_or_raise(session, Course, course_id, "course")
     plan = current_plan(session, course_id).plan
@@ -101,7 +105,7 @@ def continuation(
     planned = len(plan["sessions"])
     if n is None or isinstance(n, bool) or not 1 <= n <= planned:
         raise InvalidValueError("after_session", f"a session of the plan, 1 to {planned}", n)
-    progress = course_progress(session, actor, course_id)
+    progress = progress or course_progress(session, actor, course_id)
     rows = [r for r in progress["sessions"] if r["number"] <= n and r["infusion_id"]]
     session_nrs = [float(r["nrs_after"]) for r in rows if r["nrs_after"] is not None]
     infusion_ids = list(

@@ -50,7 +50,6 @@ from ketapain.pharmacology.individualisation import (
     unit_rate_concentration,
 )
 from ketapain.pharmacology.pd import AcuteEffectModel
-from ketapain.protocols.continuation import RESPONSE_FRACTION_MUCH_IMPROVED
 from ketapain.protocols.guardrails import Quantity, load_drug_library
 from ketapain.protocols.library import get_protocol
 from ketapain.protocols.schema import Protocol
@@ -262,11 +261,6 @@ def _highest_rate(
     return min(caps)
 
 
-def _threshold(protocol: Protocol) -> float:
-    points = protocol.decision_points
-    return points[0].response_threshold if points else RESPONSE_FRACTION_MUCH_IMPROVED
-
-
 def _rule(
     session: Session,
     protocol: Protocol,
@@ -313,7 +307,7 @@ def _rule(
         dosing_weight_kg=weight,
         limits=load_drug_library().limits_for(protocol.setting.value) + protocol.limits,
         phase=phase,
-        response_target=_threshold(protocol),
+        response_target=protocol.response_threshold(),
         protocol_max_rate_mg_per_h=protocol.max_rate_mg_per_h,
         **_tolerability(session, last.infusion.id),
     )
@@ -364,7 +358,7 @@ def _model(
         relief=relief,
         side_effects=side,
         c_unit_ng_per_ml_per_mg_per_kg_h=c_unit,
-        target_relief=_threshold(protocol),
+        target_relief=protocol.response_threshold(),
         side_effect_ceiling=ceiling,
         max_rate_mg_per_kg_h=highest,
     )

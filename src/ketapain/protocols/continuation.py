@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from ketapain.errors import InvalidValueError
 from ketapain.protocols._monitoring import DEFAULT_TOLERABILITY, SEDATION, number
+from ketapain.protocols.schema import RESPONSE_THRESHOLD
 from ketapain.sources import FARRAR_2001, GUY_1976, Source
 
 __all__ = [
@@ -58,7 +59,7 @@ DWORKIN_2008: Final = Source(
 )
 # The same work as the clinic's PGIC instrument cites (this layer may not import it).
 # Farrar 2001: a 30% fall on the 11-point NRS matched PGIC "much improved" or better.
-RESPONSE_FRACTION_MUCH_IMPROVED: Final = 0.30
+RESPONSE_FRACTION_MUCH_IMPROVED: Final = RESPONSE_THRESHOLD
 # Dworkin 2008 (IMMPACT): a 50% fall is a substantial improvement.
 RESPONSE_FRACTION_SUBSTANTIAL: Final = 0.50
 # Farrar 2001: a 2-point fall is the raw-score equivalent of the 30%.

@@ -25,6 +25,7 @@ import itertools
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 _HOURS_PER_DAY = 24.0
+
+
+# Farrar 2001 (Pain 94:149): a 30% fall on the NRS is "much improved".
+RESPONSE_THRESHOLD: Final = 0.30
 
 
 class Setting(StrEnum):
@@ -172,7 +177,7 @@ class DecisionPoint:
     decision: str
     criterion: str
     source: Source | None = None
-    response_threshold: float = 0.30  # Farrar 2001: a 30% fall is "much improved"
+    response_threshold: float = RESPONSE_THRESHOLD
 
     def __post_init__(self) -> None:
         t = self.response_threshold
@@ -232,6 +237,14 @@ class Protocol:
         f = self.relapse_fraction
         if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
             raise InvalidValueError("relapse_fraction", "a fraction above 0 and at most 1", f)
+
+    def response_threshold(self, after_session: int | None = None) -> float:
+        """The fall counting as a response at the decision point after ``after_session``
+        (default: the first), or :data:`RESPONSE_THRESHOLD` where there is none."""
+        for dp in self.decision_points:
+            if after_session is None or dp.after_session == after_session:
+                return dp.response_threshold
+        return RESPONSE_THRESHOLD
 
     def pk_model(self) -> PKModel:
         """The PK model the protocol is planned with."""

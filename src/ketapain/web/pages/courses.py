@@ -55,7 +55,7 @@ def _page(
         view = course_view(session, actor, course_id)
         progress = course_progress(session, actor, course_id)
         record = patient_record(session, actor, uuid.UUID(view["patient_id"]))
-        advice = _advice(session, actor, course_id, view)
+        advice = _advice(session, actor, course_id, view, progress)
     return render(
         request,
         "course.html",
@@ -72,12 +72,17 @@ def _page(
 
 
 def _advice(
-    session: Session, actor: Actor, course_id: uuid.UUID, view: dict[str, Any]
+    session: Session,
+    actor: Actor,
+    course_id: uuid.UUID,
+    view: dict[str, Any],
+    progress: dict[str, Any],
 ) -> dict[str, Any]:
     """What ketapain recommends on this course: continue or stop, the next rate, the oral
     follow-on; each None where it does not apply."""
     open_course = view["status"] in ("planned", "in_progress")
-    rec = continuation(session, actor, course_id) if view["plan"]["decision_points"] else None
+    points = view["plan"]["decision_points"]
+    rec = continuation(session, actor, course_id, progress=progress) if points else None
     try:
         rate = titration(session, actor, course_id) if open_course else None
     except ConflictError:  # every session given
