@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.courses import Course, CourseStatus, OralPrescription
@@ -23,7 +23,7 @@ from ketapain.clinic.infusions import EventKind, Infusion, InfusionEvent, delive
 from ketapain.clinic.instruments import INSTRUMENTS
 from ketapain.clinic.observations import Score, VitalSigns
 from ketapain.clinic.patients import LabResult, LabTest
-from ketapain.clinic.records import current
+from ketapain.clinic.records import current, current_of
 from ketapain.clinic.screenings import latest_screening, screening_patient
 from ketapain.protocols import course_safety as rules
 from ketapain.protocols.findings import Finding, Severity
@@ -161,31 +161,38 @@ class UrinaryScreenStatus:
         }
 
 
+# Read on every view of a chair and every pump start: built once.
+_START_BEFORE: Final = (
+    select(InfusionEvent.time_utc)
+    .join(Infusion, Infusion.id == InfusionEvent.infusion_id)
+    .where(
+        Infusion.patient_id == bindparam("patient_id"),
+        InfusionEvent.kind == EventKind.START,
+        InfusionEvent.time_utc < bindparam("before"),
+    )
+    .order_by(InfusionEvent.time_utc.desc())
+    .limit(1)
+)
+_SCREEN_BETWEEN: Final = (
+    current_of(Score, "patient_id", "-measured_utc")
+    .where(
+        Score.instrument == "urinary_screen",
+        Score.measured_utc >= bindparam("since"),
+        Score.measured_utc <= bindparam("until"),
+    )
+    .limit(1)
+)
+
+
 def urinary_screen_status(
     session: Session, patient_id: uuid.UUID, *, at: datetime
 ) -> UrinaryScreenStatus:
     """Whether a start at ``at`` needs the urinary screen, and the screen charted for it."""
-    previous = session.scalar(
-        select(InfusionEvent.time_utc)
-        .join(Infusion, Infusion.id == InfusionEvent.infusion_id)
-        .where(
-            Infusion.patient_id == patient_id,
-            InfusionEvent.kind == EventKind.START,
-            InfusionEvent.time_utc < at - SCREEN_WINDOW,
-        )
-        .order_by(InfusionEvent.time_utc.desc())
-        .limit(1)
-    )
+    since = at - SCREEN_WINDOW
+    previous = session.scalar(_START_BEFORE, {"patient_id": patient_id, "before": since})
     screen = session.scalars(
-        current(Score)
-        .where(
-            Score.patient_id == patient_id,
-            Score.instrument == "urinary_screen",
-            Score.measured_utc >= at - SCREEN_WINDOW,
-            Score.measured_utc <= at + _CLOCK_SKEW,
-        )
-        .order_by(Score.measured_utc.desc())
-        .limit(1)
+        _SCREEN_BETWEEN,
+        {"patient_id": patient_id, "since": since, "until": at + _CLOCK_SKEW},
     ).first()
     return UrinaryScreenStatus(
         required=previous is not None, previous_start_utc=previous, screen=screen

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Final, TypeVar
 
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.audit import Actor, unit_of_work
@@ -44,20 +46,36 @@ def check_day(field: str, value: date | None) -> None:
         raise InvalidValueError(field, f"a date from {FIRST_DAY} to {LAST_DAY}", value)
 
 
-def check_links(session: Session, row: Record) -> None:
-    """The patient exists, and an infusion named belongs to that patient."""
+@cache
+def _link_queries() -> tuple[Select[uuid.UUID], Select[uuid.UUID]]:
+    # Every charted value is checked: two one-column statements, built once (imported
+    # here, as the records import this module).
     from ketapain.clinic.infusions import Infusion
     from ketapain.clinic.patients import Patient
 
+    return (
+        select(Patient.id).where(Patient.id == bindparam("id")),
+        select(Infusion.patient_id).where(Infusion.id == bindparam("id")),
+    )
+
+
+def check_links(session: Session, row: Record) -> None:
+    """The patient exists, and an infusion named belongs to that patient."""
+    patient_query, owner_query = _link_queries()
     patient_id = getattr(row, "patient_id", None)
-    if patient_id is not None and session.get(Patient, patient_id) is None:
-        raise RecordNotFoundError("patient", patient_id)
     infusion_id = getattr(row, "infusion_id", None)
+    owner = None if infusion_id is None else session.scalar(owner_query, {"id": infusion_id})
+    # An infusion's patient exists (a foreign key): only look for another one.
+    if (
+        patient_id is not None
+        and patient_id != owner
+        and session.scalar(patient_query, {"id": patient_id}) is None
+    ):
+        raise RecordNotFoundError("patient", patient_id)
     if infusion_id is not None:
-        infusion = session.get(Infusion, infusion_id)
-        if infusion is None:
+        if owner is None:
             raise RecordNotFoundError("infusion", infusion_id)
-        if patient_id is not None and infusion.patient_id != patient_id:
+        if patient_id is not None and owner != patient_id:
             raise InvalidValueError("infusion_id", "an infusion of this patient", str(infusion_id))
 
 

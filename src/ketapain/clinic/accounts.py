@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ketapain.clinic.audit import SYSTEM, Actor, record_event, unit_of_work
@@ -242,16 +242,20 @@ def issue_token(db: Database, settings: Settings, user: User, *, kind: TokenKind
     return secret
 
 
+# Run by every request: built once.
+_TOKEN_AND_USER: Final = (
+    select(AuthToken, User)
+    .join(User, User.id == AuthToken.user_id)
+    .where(AuthToken.token_sha256 == bindparam("sha256"))
+)
+
+
 def resolve_token(db: Database, settings: Settings, secret: str) -> User:
     """The user a token or session id belongs to; a web session's idle time restarts."""
     now = utc_now()
     with db.read() as session:
         # One statement on every request: the token and its user together.
-        found = session.execute(
-            select(AuthToken, User)
-            .join(User, User.id == AuthToken.user_id)
-            .where(AuthToken.token_sha256 == _sha256(secret))
-        ).first()
+        found = session.execute(_TOKEN_AND_USER, {"sha256": _sha256(secret)}).first()
         if found is None:
             raise AuthenticationError("the token or session is unknown, expired or revoked")
         token, user = found

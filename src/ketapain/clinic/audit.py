@@ -212,7 +212,10 @@ def _append(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert audit rows as the next links of the hash chain."""
     conn = session.connection()
     append_links(conn, rows)
-    conn.execute(insert(AuditEntry), rows)
+    conn.execute(_INSERT_ENTRY, rows)
+
+
+_INSERT_ENTRY: Final = insert(AuditEntry)
 
 
 def _actor(session: Session) -> Actor:

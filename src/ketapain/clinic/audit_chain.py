@@ -101,6 +101,12 @@ def link(row: dict[str, Any], *, seq: int, prev_sha256: str) -> str:
     return digest
 
 
+# Run by every write: built once.
+_HEAD: Final = select(AuditChainHead.seq, AuditChainHead.sha256).where(AuditChainHead.id == 1)
+_FIRST_HEAD: Final = insert(AuditChainHead).values(id=1)
+_MOVE_HEAD: Final = update(AuditChainHead).where(AuditChainHead.id == 1)
+
+
 def append_links(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Link ``rows`` after the chain's head and move the head, in ``conn``'s transaction.
 
@@ -109,19 +115,12 @@ def append_links(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":
         # Already held by a write transaction (re-entrant); taken here for any other.
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
-    head = conn.execute(
-        select(AuditChainHead.seq, AuditChainHead.sha256).where(AuditChainHead.id == 1)
-    ).first()
+    head = conn.execute(_HEAD).first()
     seq, prev = (0, GENESIS) if head is None else (head.seq, head.sha256)
     for row in rows:
         seq += 1
         prev = link(row, seq=seq, prev_sha256=prev)
-    if head is None:
-        conn.execute(insert(AuditChainHead).values(id=1, seq=seq, sha256=prev))
-    else:
-        conn.execute(
-            update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, sha256=prev)
-        )
+    conn.execute(_FIRST_HEAD if head is None else _MOVE_HEAD, {"seq": seq, "sha256": prev})
 
 
 @dataclass(frozen=True, slots=True)

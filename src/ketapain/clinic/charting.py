@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import check_links, user_id
@@ -34,8 +34,8 @@ from ketapain.clinic.observations import (
 )
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.pump import events_of
-from ketapain.clinic.records import current, get_or_raise
-from ketapain.errors import ConflictError, InvalidValueError
+from ketapain.clinic.records import current, current_of, get_or_raise
+from ketapain.errors import ConflictError, InvalidValueError, RecordNotFoundError
 from ketapain.protocols.citations import GOLDBERG_2005
 
 __all__ = [
@@ -54,6 +54,16 @@ __all__ = [
 CHARTING_INTERVAL: Final = timedelta(minutes=15)
 CHARTING_INTERVAL_SOURCE: Final = GOLDBERG_2005
 
+# The statements of every charted value and every chair view, built once (records.current_of).
+_INFUSION: Final = select(Infusion).where(Infusion.id == bindparam("id"))
+_LAST_DISCHARGE_CHECK: Final = current_of(DischargeCheck, "infusion_id", "-checked_utc").limit(1)
+_BASELINE_SBP: Final = (
+    current_of(VitalSigns, "infusion_id", "measured_utc")
+    .with_only_columns(VitalSigns.sbp_mmhg)
+    .where(VitalSigns.sbp_mmhg.is_not(None))
+    .limit(1)
+)
+
 
 def infusion_view(
     session: Session, actor: Actor, infusion_id: uuid.UUID, *, plan: dict[str, Any] | None = None
@@ -63,18 +73,20 @@ def infusion_view(
     ``plan`` is the course's current plan when the caller has read it already.
     """
     require(actor, Action.READ_CLINICAL)
-    inf = get_or_raise(session, Infusion, infusion_id, "infusion")
+    inf = session.scalars(_INFUSION, {"id": infusion_id}).first()
+    if inf is None:
+        raise RecordNotFoundError("infusion", infusion_id)
     if plan is None:
         plan = current_plan(session, inf.course_id).plan
     events = events_of(session, infusion_id)
     d = delivery([e.pump_event() for e in events], until=utc_now())
 
-    def rows(model: Any, order: Any) -> list[Any]:
+    def rows(model: Any, order: str) -> list[Any]:
         return list(
-            session.scalars(current(model).where(model.infusion_id == infusion_id).order_by(order))
+            session.scalars(current_of(model, "infusion_id", order), {"infusion_id": infusion_id})
         )
 
-    scores = rows(Score, Score.measured_utc)
+    scores = rows(Score, "measured_utc")
     return {
         "id": str(inf.id),
         "course_id": str(inf.course_id),
@@ -102,12 +114,10 @@ def infusion_view(
         "bag_remaining_mg": inf.bag_mg - d.delivered_mg,
         "running_h": d.running_h,
         "events": [e.as_dict() for e in events],
-        "vitals": [r.as_dict() for r in rows(VitalSigns, VitalSigns.measured_utc)],
+        "vitals": [r.as_dict() for r in rows(VitalSigns, "measured_utc")],
         "scores": [r.as_dict() for r in scores],
-        "side_effects": [r.as_dict() for r in rows(SideEffect, SideEffect.observed_utc)],
-        "rescue_medications": [
-            r.as_dict() for r in rows(RescueMedication, RescueMedication.given_utc)
-        ],
+        "side_effects": [r.as_dict() for r in rows(SideEffect, "observed_utc")],
+        "rescue_medications": [r.as_dict() for r in rows(RescueMedication, "given_utc")],
         "discharge": _discharge_state(session, inf, plan, scores, events),
     }
 
@@ -120,12 +130,7 @@ def _discharge_state(
     events: list[InfusionEvent],
 ) -> dict[str, Any]:
     """The latest discharge check and whether the patient may go now, and why not."""
-    last = session.scalars(
-        current(DischargeCheck)
-        .where(DischargeCheck.infusion_id == inf.id)
-        .order_by(DischargeCheck.checked_utc.desc())
-        .limit(1)
-    ).first()
+    last = session.scalars(_LAST_DISCHARGE_CHECK, {"infusion_id": inf.id}).first()
     escort = last is not None and last.escort_confirmed
     reasons = _not_ready(plan, escort, scores, events)
     return {
@@ -183,13 +188,7 @@ def record_vitals(
         require(actor, Action.CHART)
         baseline = None
         if infusion_id is not None:
-            baseline = session.scalar(
-                current(VitalSigns)
-                .with_only_columns(VitalSigns.sbp_mmhg)
-                .where(VitalSigns.infusion_id == infusion_id, VitalSigns.sbp_mmhg.is_not(None))
-                .order_by(VitalSigns.measured_utc)
-                .limit(1)
-            )
+            baseline = session.scalar(_BASELINE_SBP, {"infusion_id": infusion_id})
         row = VitalSigns(
             patient_id=patient_id,
             infusion_id=infusion_id,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import ForeignKey, String, Text, select
+from sqlalchemy import ForeignKey, Select, String, Text, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ketapain.clinic._service import user_id
@@ -27,7 +27,7 @@ from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.infusions import EventKind, Infusion, InfusionEvent
 from ketapain.clinic.observations import Score, VitalSigns
 from ketapain.clinic.permissions import Action, require
-from ketapain.clinic.records import Correctable, current, get_or_raise
+from ketapain.clinic.records import Correctable, current_of, get_or_raise
 from ketapain.errors import InvalidValueError
 from ketapain.sources import Source
 
@@ -136,11 +136,23 @@ class ChecklistStatus:
 
 
 def _before_start(session: Session, infusion_id: uuid.UUID) -> datetime | None:
-    return session.scalar(
-        select(InfusionEvent.time_utc).where(
-            InfusionEvent.infusion_id == infusion_id, InfusionEvent.kind == EventKind.START
-        )
-    )
+    return session.scalar(_STARTED, {"infusion_id": infusion_id})
+
+
+def _baseline_query(model: Any, *where: Any) -> tuple[Select[Any], Select[Any]]:
+    """A current row of ``model`` charted for the infusion (``:infusion_id``): at any time,
+    and before the pump started (``:start``)."""
+    anytime = current_of(model, "infusion_id", "measured_utc").where(*where).limit(1)
+    return anytime, anytime.where(model.measured_utc <= bindparam("start"))
+
+
+# Read on every view of a chair: built once.
+_LAST_CHECK: Final = current_of(PreInfusionCheck, "infusion_id", "-checked_utc").limit(1)
+_STARTED: Final = select(InfusionEvent.time_utc).where(
+    InfusionEvent.infusion_id == bindparam("infusion_id"), InfusionEvent.kind == EventKind.START
+)
+_BASELINE_VITALS: Final = _baseline_query(VitalSigns, VitalSigns.sbp_mmhg.is_not(None))
+_BASELINE_NRS: Final = _baseline_query(Score, Score.instrument == "pain_nrs")
 
 
 def checklist_status(
@@ -150,25 +162,19 @@ def checklist_status(
 
     ``plan`` is the course's current plan when the caller has read it already.
     """
-    row = session.scalars(
-        current(PreInfusionCheck)
-        .where(PreInfusionCheck.infusion_id == infusion.id)
-        .order_by(PreInfusionCheck.checked_utc.desc())
-        .limit(1)
-    ).first()
+    row = session.scalars(_LAST_CHECK, {"infusion_id": infusion.id}).first()
     if plan is None:
         plan = current_plan(session, infusion.course_id).plan
     premed = tuple(p for p in plan.get("premedication", []) if not p["prn"])
     start = _before_start(session, infusion.id)
 
-    def charted(model: Any, *where: Any) -> bool:
-        q = current(model).where(model.infusion_id == infusion.id, *where)
-        if start is not None:
-            q = q.where(model.measured_utc <= start)
-        return session.scalars(q.limit(1)).first() is not None
+    def charted(queries: tuple[Select[Any], Select[Any]]) -> bool:
+        anytime, before = queries
+        params = {"infusion_id": infusion.id, "start": start}
+        return session.scalars(anytime if start is None else before, params).first() is not None
 
-    vitals = charted(VitalSigns, VitalSigns.sbp_mmhg.is_not(None))
-    nrs = charted(Score, Score.instrument == "pain_nrs")
+    vitals = charted(_BASELINE_VITALS)
+    nrs = charted(_BASELINE_NRS)
     missing = [
         f"Not confirmed: {text}."
         for name, text in CONFIRMATIONS.items()

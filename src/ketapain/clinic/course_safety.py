@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -46,7 +46,7 @@ from ketapain.clinic.infusions import Infusion
 from ketapain.clinic.observations import Score
 from ketapain.clinic.patients import LabResult, Patient
 from ketapain.clinic.permissions import Action, require
-from ketapain.clinic.records import Correctable, current, get_or_raise
+from ketapain.clinic.records import Correctable, current, current_of, get_or_raise
 from ketapain.errors import ConflictError, InvalidValueError
 from ketapain.protocols import course_safety as rules
 from ketapain.protocols.findings import Finding
@@ -180,9 +180,7 @@ class Hold:
 def _reviews(session: Session, patient_id: uuid.UUID) -> dict[uuid.UUID, SafetyReview]:
     """The latest current review of each result or score reviewed, by its id."""
     rows = session.scalars(
-        current(SafetyReview)
-        .where(SafetyReview.patient_id == patient_id)
-        .order_by(SafetyReview.recorded_utc)
+        current_of(SafetyReview, "patient_id", "recorded_utc"), {"patient_id": patient_id}
     )
     out: dict[uuid.UUID, SafetyReview] = {}
     for r in rows:
@@ -229,18 +227,19 @@ def _urinary(scores: Sequence[Score], reviews: dict[uuid.UUID, SafetyReview]) ->
     ]
 
 
+# Read on every view of a chair and every pump start: built once.
+_LIVER_RESULTS: Final = current_of(LabResult, "patient_id", "-collected_utc").where(
+    LabResult.test.in_(LIVER_TESTS)
+)
+_URINARY_SCREENS: Final = current_of(Score, "patient_id", "-measured_utc").where(
+    Score.instrument == "urinary_screen"
+)
+
+
 def _all_holds(session: Session, patient_id: uuid.UUID) -> list[Hold]:
     """Every hold of the patient, standing or released."""
-    labs = session.scalars(
-        current(LabResult)
-        .where(LabResult.patient_id == patient_id, LabResult.test.in_(LIVER_TESTS))
-        .order_by(LabResult.collected_utc.desc())
-    ).all()
-    scores = session.scalars(
-        current(Score)
-        .where(Score.patient_id == patient_id, Score.instrument == "urinary_screen")
-        .order_by(Score.measured_utc.desc())
-    ).all()
+    labs = session.scalars(_LIVER_RESULTS, {"patient_id": patient_id}).all()
+    scores = session.scalars(_URINARY_SCREENS, {"patient_id": patient_id}).all()
     reviews = _reviews(session, patient_id)
     return _liver(labs, reviews) + _urinary(scores, reviews)
 

@@ -14,11 +14,23 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, and_, func, or_, select
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ketapain.clinic._service import check_range
 from ketapain.clinic.audit import Actor
+from ketapain.clinic.db import READ_ONLY
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Correctable, Record, current, get_or_raise
 from ketapain.errors import InvalidValueError
@@ -220,14 +232,21 @@ class OralPrescription(Correctable):
         }
 
 
+# session.info key of the plans a read session has read (current_plans).
+_PLANS_READ: Final = "ketapain_plans_read"
+
+# Read on every view of a chair: built once.
+_CURRENT_PLAN: Final = (
+    select(CoursePlan)
+    .where(CoursePlan.course_id == bindparam("course_id"))
+    .order_by(CoursePlan.version.desc())
+    .limit(1)
+)
+
+
 def current_plan(session: Session, course_id: uuid.UUID) -> CoursePlan:
     """The latest version of the course's plan."""
-    plan = session.scalars(
-        select(CoursePlan)
-        .where(CoursePlan.course_id == course_id)
-        .order_by(CoursePlan.version.desc())
-        .limit(1)
-    ).first()
+    plan = session.scalars(_CURRENT_PLAN, {"course_id": course_id}).first()
     if plan is None:  # a course is always created with its plan
         raise InvalidValueError("course", "a course with a plan", str(course_id))
     return plan
@@ -236,7 +255,25 @@ def current_plan(session: Session, course_id: uuid.UUID) -> CoursePlan:
 def current_plans(
     session: Session, course_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, CoursePlan]:
-    """The latest plan of each course in ``course_ids``, in one statement (for lists)."""
+    """The latest plan of each course in ``course_ids``, in one statement (for lists).
+
+    A read session keeps the plans it has read for the rest of its transaction (a page
+    that shows the day's chairs and the questionnaires due reads them once).
+    """
+    if session.info.get(READ_ONLY):
+        tx = session.get_transaction()
+        kept = session.info.get(_PLANS_READ)
+        if kept is None or kept[0] is not tx:
+            kept = session.info[_PLANS_READ] = (tx, {})
+        memo: dict[uuid.UUID, CoursePlan] = kept[1]
+        missing = [i for i in course_ids if i not in memo]
+        if missing:
+            memo |= _read_plans(session, missing)
+        return {i: memo[i] for i in course_ids if i in memo}
+    return _read_plans(session, course_ids)
+
+
+def _read_plans(session: Session, course_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, CoursePlan]:
     if not course_ids:
         return {}
     latest = (

@@ -41,10 +41,21 @@ from sqlalchemy.types import TypeDecorator, Uuid
 
 from ketapain.errors import InvalidValueError
 
-__all__ = ["PG_WRITE_LOCK", "POOL_SIZE", "Base", "Database", "UTCDateTime", "utc_now"]
+__all__ = [
+    "PG_WRITE_LOCK",
+    "POOL_SIZE",
+    "READ_ONLY",
+    "Base",
+    "Database",
+    "UTCDateTime",
+    "utc_now",
+]
 
 # Wait this long for another writer before giving up (SQLite busy timeout).
 _BUSY_TIMEOUT_MS: Final = 30_000
+# session.info key: set on every session of Database.read (never used to write), so that
+# a reader may keep what it has read for the rest of its transaction.
+READ_ONLY: Final = "ketapain_read_only"
 
 # The key, in a pooled connection's info, that says it holds the writer gate.
 _GATED: Final = "ketapain_writer_gate"
@@ -221,7 +232,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.read = sessionmaker(engine, expire_on_commit=False)
+        self.read = sessionmaker(engine, expire_on_commit=False, info={READ_ONLY: True})
         self.write = sessionmaker(
             engine.execution_options(ketapain_write=True), expire_on_commit=False
         )

@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import user_id
@@ -100,14 +100,17 @@ def hang_infusion(
     return row
 
 
+# Read on every pump event and every view of the chair: built once.
+_EVENTS: Final = (
+    select(InfusionEvent)
+    .where(InfusionEvent.infusion_id == bindparam("infusion_id"))
+    .order_by(InfusionEvent.sequence)
+)
+
+
 def events_of(session: Session, infusion_id: uuid.UUID) -> list[InfusionEvent]:
-    return list(
-        session.scalars(
-            select(InfusionEvent)
-            .where(InfusionEvent.infusion_id == infusion_id)
-            .order_by(InfusionEvent.sequence)
-        )
-    )
+    """The infusion's pump events in order."""
+    return list(session.scalars(_EVENTS, {"infusion_id": infusion_id}))
 
 
 def _check_version(
