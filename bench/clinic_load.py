@@ -61,7 +61,7 @@ slower: they are for finding the cost, not for the verdict.
 
     uv run python bench/clinic_load.py [--duration-s 20] [--warmup-s 3] [--rates clinic,200,300]
                                        [--database sqlite|postgresql|both] [--chairs 40]
-                                       [--workers 2]
+                                       [--workers 2] [--threads 4]
 """
 
 from __future__ import annotations
@@ -357,13 +357,13 @@ def _wait_healthy(base_url: str, proc: subprocess.Popen[bytes], log: Path) -> No
 
 @contextlib.contextmanager
 def serving(
-    url: str, log_path: Path, profile: Path | None = None, workers: int = 1
+    url: str, log_path: Path, profile: Path | None = None, workers: int = 1, threads: int = 4
 ) -> Iterator[Server]:
     """``ketapain serve --database-url url --workers n`` on a free loopback port, until the
     block ends."""
     port = _free_port()
     args = ["serve", "--database-url", url, "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--workers", str(workers)]
+    args += ["--workers", str(workers), "--threads", str(threads)]
     if profile is None:
         cmd = [str(Path(sys.executable).with_name("ketapain")), *args]
     else:
@@ -713,7 +713,7 @@ def run_rate(
     """Serve ``url``, warm up, then the baseline and the workload at ``rate``."""
     rng = np.random.default_rng(args.seed)
     duration = max(args.duration_s, args.min_requests / rate)
-    with serving(url, log_path, profile, args.workers) as server:
+    with serving(url, log_path, profile, args.workers, args.threads) as server:
         pid = server.proc.pid
 
         async def go() -> tuple[Phase, Phase]:
@@ -1100,6 +1100,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="server processes (ketapain serve --workers)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=4, help="request threads per process (serve --threads)"
+    )
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
     parser.add_argument("--connections", type=int, default=100, help="requests in flight, at most")
     parser.add_argument("--timeout-s", type=float, default=30.0, help="give up on a request")
@@ -1127,7 +1130,7 @@ def main() -> None:
     console.print(
         f"{args.chairs} chairs, clinic pace {clinic_rate(args.chairs):.1f} req/s; "
         f"{cores} cores, 1-min load {os.getloadavg()[0]:.2f}; {args.workers} server "
-        f"process(es); {args.arrivals} arrivals; "
+        f"process(es) of {args.threads} threads; {args.arrivals} arrivals; "
         f"{args.duration_s:g} s per phase after {args.warmup_s:g} s of warm-up"
     )
     verdicts = []

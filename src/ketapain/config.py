@@ -19,6 +19,7 @@ folder) and can be set from the environment::
     KETAPAIN_PATIENTS_PER_NURSE patients in chairs one nurse watches at most (default 2)
     KETAPAIN_CLINIC_OPENS_H   hour the clinic opens, 0-23 (default 8)
     KETAPAIN_CLINIC_CLOSES_H  hour the clinic closes, 1-24, after it opens (default 18)
+    KETAPAIN_SERVER_THREADS   request threads of each server process, 1-32 (default 4)
 
 The token, session and lock-out values are clinic security policy, not clinical numbers.
 NIST SP 800-63B (Grassi 2017, section 5.2.2) requires a limit of at most 100 consecutive
@@ -59,13 +60,14 @@ DEFAULT_DATABASE_URL: Final = "sqlite:///ketapain.db"
 DEFAULT_MRN_SYSTEM: Final = "https://ketapain.org/fhir/sid/mrn"
 # NIST SP 800-63B section 5.2.2: no more than 100 consecutive failed attempts.
 _MAX_LOCKOUT_ATTEMPTS: Final = 100
-# Bounds of the capacity settings against typing errors (a clinic, not a hospital).
-_CAPACITY: Final = (
+# Bounds of the whole-number settings against typing errors (a clinic, not a hospital).
+_WHOLE_NUMBERS: Final = (
     ("chairs", 1, 100),
     ("nurses_on_duty", 1, 50),
     ("patients_per_nurse", 1, 10),
     ("clinic_opens_h", 0, 23),
     ("clinic_closes_h", 1, 24),
+    ("server_threads", 1, 32),
 )
 
 
@@ -107,9 +109,13 @@ class Settings:
     patients_per_nurse: int = 2
     clinic_opens_h: int = 8
     clinic_closes_h: int = 18
+    # Request threads of each server process (`ketapain serve --threads`): the routes are
+    # CPU-bound and share one interpreter lock per process, so a busy clinic runs few
+    # threads in more processes (README, "A busy clinic day").
+    server_threads: int = 4
 
     def __post_init__(self) -> None:
-        for name, low, high in _CAPACITY:
+        for name, low, high in _WHOLE_NUMBERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise InvalidValueError(name, f"a whole number from {low} to {high}", value)
@@ -144,15 +150,15 @@ class Settings:
         env = os.environ if env is None else env
         thresholds = env.get("KETAPAIN_ALARM_THRESHOLDS")
         default = {f.name: f.default for f in fields(cls) if isinstance(f.default, int)}
-        capacity = {
+        counts = {
             name: _int(env, f"KETAPAIN_{name.upper()}", default[name], low, high)
-            for name, low, high in _CAPACITY
+            for name, low, high in _WHOLE_NUMBERS
         }
-        if capacity["clinic_closes_h"] <= capacity["clinic_opens_h"]:
+        if counts["clinic_closes_h"] <= counts["clinic_opens_h"]:
             raise InvalidValueError(
                 "KETAPAIN_CLINIC_CLOSES_H",
-                f"an hour after KETAPAIN_CLINIC_OPENS_H ({capacity['clinic_opens_h']})",
-                capacity["clinic_closes_h"],
+                f"an hour after KETAPAIN_CLINIC_OPENS_H ({counts['clinic_opens_h']})",
+                counts["clinic_closes_h"],
             )
         return cls(
             database_url=env.get("KETAPAIN_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -165,5 +171,5 @@ class Settings:
             timezone=env.get("KETAPAIN_TIMEZONE") or "UTC",
             outcome_snapshot=Path(snap) if (snap := env.get("KETAPAIN_OUTCOME_SNAPSHOT")) else None,
             fhir_mrn_system=env.get("KETAPAIN_FHIR_MRN_SYSTEM") or DEFAULT_MRN_SYSTEM,
-            **capacity,
+            **counts,
         )

@@ -221,6 +221,14 @@ def serve_command(
         int,
         typer.Option(min=1, max=64, help="Server processes (one per core for a busy clinic)."),
     ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=32,
+            help="Request threads per process (default: KETAPAIN_SERVER_THREADS, else 4).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the clinic pages and the API (docs at /docs); migrates the database first.
     With --demo, an empty database gets demo data and the demo logins are printed.
@@ -229,6 +237,8 @@ def serve_command(
 
     from ketapain.web.app import DEMO_LOGINS_ENV, create_app
 
+    if threads is not None:
+        os.environ["KETAPAIN_SERVER_THREADS"] = str(threads)
     try:
         settings, db = _open(database_url)
         if workers > 1 and settings.database_url in ("sqlite://", "sqlite:///:memory:"):

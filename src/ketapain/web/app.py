@@ -34,19 +34,20 @@ from ketapain.web.security import SecurityMiddleware
 __all__ = ["API_PREFIX", "DEMO_LOGINS_ENV", "app_from_env", "create_app"]
 
 API_PREFIX = "/api/v1"
-# The routes run in a thread pool of this size (anyio's default is 40). The work is CPU
-# bound and holds the GIL: a writer that holds the database's write gate competes for the
-# GIL with every other thread of its process, so few threads per process and more
-# processes (`ketapain serve --workers`) serve more. Measured with bench/clinic_load.py
-# (README, "A busy clinic day"). Below POOL_SIZE: every thread finds a connection.
-SERVER_THREADS: Final = 4
 # Set to "1" by `ketapain serve --demo --workers N` for its worker processes.
 DEMO_LOGINS_ENV: Final = "KETAPAIN_SHOW_DEMO_LOGINS"
 
 
 @asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    anyio.to_thread.current_default_thread_limiter().total_tokens = SERVER_THREADS
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The routes run in a thread pool of settings.server_threads (anyio's default is 40).
+    # The work is CPU bound and holds the GIL: a writer that holds the database's write
+    # gate competes for the GIL with every other thread of its process, so few threads per
+    # process and more processes (`ketapain serve --workers`) serve more. Measured with
+    # bench/clinic_load.py (README, "A busy clinic day"). At most POOL_SIZE (a setting's
+    # range): every thread finds a connection.
+    threads = app.state.settings.server_threads
+    anyio.to_thread.current_default_thread_limiter().total_tokens = threads
     yield
 
 
