@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 from sqlalchemy import func, select
+from tests.conftest import DemoClinics
 
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.accounts import User
@@ -16,7 +19,6 @@ from ketapain.clinic.audit import SYSTEM, Actor, AuditEntry, record_event
 from ketapain.clinic.charting import record_score
 from ketapain.clinic.courses import Course
 from ketapain.clinic.db import Database, utc_now
-from ketapain.clinic.demo import fill_demo
 from ketapain.clinic.observations import Score
 from ketapain.clinic.outcome_snapshot import changed_patients
 from ketapain.clinic.outcomes import analysis_table
@@ -24,6 +26,16 @@ from ketapain.clinic.patients import Medication, Patient
 from ketapain.clinic.permissions import Action
 
 DAY = date(2026, 11, 21)
+
+
+@pytest.fixture
+def db(
+    db: Database, request: pytest.FixtureRequest, demo_clinics: DemoClinics
+) -> Iterator[Database]:
+    """The demo clinic of DAY (``fill_demo``) on the engine of the shared ``db``: a copy
+    of the demo template, filled once per worker."""
+    with demo_clinics.copy(request, db.engine.dialect.name, DAY) as clinic:
+        yield clinic.db
 
 
 def _table(db: Database, snapshot: Path | None = None) -> pl.DataFrame:
@@ -61,7 +73,6 @@ def _top(db: Database) -> int:
 
 def test_first_read_writes_the_snapshot_and_equals_a_full_read(db, tmp_path):
     """The first read builds the snapshot files; the table is the full read's."""
-    fill_demo(db, today=DAY)
     snap = tmp_path / "outcomes.parquet"
     cached, full = _both(db, snap)
     assert snap.exists() and snap.with_name(snap.name + ".json").exists()
@@ -72,7 +83,6 @@ def test_first_read_writes_the_snapshot_and_equals_a_full_read(db, tmp_path):
 def test_charting_after_the_snapshot_is_read_again(db, tmp_path):
     """Scores, a retraction and a medication written after the snapshot change the table
     exactly as a full read does."""
-    fill_demo(db, today=DAY)
     snap = tmp_path / "outcomes.parquet"
     before, _ = _both(db, snap)
     nurse = _nurse(db)
@@ -97,7 +107,6 @@ def test_charting_after_the_snapshot_is_read_again(db, tmp_path):
 
 def test_changed_patients_names_the_patient_of_each_write(db):
     """An audited score maps to its patient; reads, logins and accounts map to nobody."""
-    fill_demo(db, today=DAY)
     before = _top(db)
     patient = _completed_patient(db)
     record_score(db, _nurse(db), DEFAULT_RULES, patient_id=patient.id, instrument="pain_nrs",
@@ -111,7 +120,6 @@ def test_changed_patients_names_the_patient_of_each_write(db):
 
 def test_an_unknown_write_reads_everything_again(db, tmp_path):
     """An audit entry the snapshot cannot map (a bulk load) forces a full read."""
-    fill_demo(db, today=DAY)
     snap = tmp_path / "outcomes.parquet"
     _both(db, snap)
     before = _top(db)
@@ -125,7 +133,6 @@ def test_an_unknown_write_reads_everything_again(db, tmp_path):
 
 def test_a_damaged_snapshot_is_read_again(db, tmp_path):
     """A snapshot that cannot be read is rebuilt from the records."""
-    fill_demo(db, today=DAY)
     snap = tmp_path / "outcomes.parquet"
     _both(db, snap)
     snap.write_bytes(b"not parquet")
@@ -138,7 +145,6 @@ def test_a_new_course_appears_in_the_snapshot(db, tmp_path):
     """A course created after the snapshot is read in (its plan's audit names the patient)."""
     from ketapain.clinic.treatment import create_course
 
-    fill_demo(db, today=DAY)
     snap = tmp_path / "outcomes.parquet"
     _both(db, snap)
     with db.read() as s:

@@ -28,7 +28,6 @@ from ketapain.clinic.checklist import record_checklist
 from ketapain.clinic.course_safety import review_hold
 from ketapain.clinic.courses import Course, current_plan
 from ketapain.clinic.db import Database, utc_now
-from ketapain.clinic.demo import fill_demo
 from ketapain.clinic.infusions import Infusion, InfusionEvent, delivery
 from ketapain.clinic.observations import Score, SideEffect
 from ketapain.clinic.outcomes import analysis_table, cohort_table
@@ -779,9 +778,17 @@ def test_empty_clinic_gives_an_empty_valid_table(db, staff):
 # --- the demo clinic ---------------------------------------------------------------------
 
 
-def test_demo_clinic_table_and_analysis(db, staff):
+@pytest.fixture
+def demo(db, request, demo_clinics):
+    """The demo clinic of today (``fill_demo``) on the engine of ``db``, with its staff:
+    a copy of the demo template, filled once per worker."""
+    with demo_clinics.copy(request, db.engine.dialect.name, utc_now().date()) as clinic:
+        yield clinic
+
+
+def test_demo_clinic_table_and_analysis(demo, staff):
     """The demo clinic gives one valid row per course, and the analysis runs on it."""
-    counts = fill_demo(db, today=utc_now().date())
+    db, counts = demo.db, demo.counts
     table = _table(db, staff)
     assert table.height == counts["courses"]
     assert table["course_key"].n_unique() == table.height

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 import uuid
@@ -24,8 +23,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
+from tests.conftest import PgDatabases, _pg_url
 
 from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.accounts import User
@@ -65,7 +64,6 @@ T_LAB = datetime(2025, 2, 27, 7, 15, tzinfo=UTC)
 T_BODY = datetime(2025, 3, 3, 8, 30, tzinfo=UTC)
 T_VITALS = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 POUND_KG = 0.45359237
-PG_URL = os.environ.get("KETAPAIN_TEST_POSTGRESQL_URL")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -1242,14 +1240,6 @@ def test_a_bundle_without_id_is_audited_as_such(lite, lite_staff):
 # --- round trips: export, import into another database, export again -----------------------
 
 
-def _drop_pg(name: str) -> None:
-    assert PG_URL is not None
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture
 def db_b(db: Database, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A second fresh database of the same dialect as ``db``, from the same template (so
@@ -1262,17 +1252,12 @@ def db_b(db: Database, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield other
         other.dispose()
         return
-    template = request.getfixturevalue("_pg_template")
-    assert PG_URL is not None
-    name = f"ketapain_test_b_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    admin.dispose()
-    other = Database.connect(make_url(PG_URL).set(database=name).render_as_string(False))
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    name = databases.acquire()
+    other = Database.connect(_pg_url(name))
     yield other
     other.dispose()
-    _drop_pg(name)
+    databases.release(name)
 
 
 def _normalised(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
