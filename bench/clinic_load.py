@@ -1,7 +1,8 @@
 """Load on the clinic server: a busy clinic's chairs charting and its pages viewed, open loop.
 
-Starts ``ketapain serve --workers N`` (``--workers``, default 2: one process per core of the
-target; loopback) on a fresh database, fills it through the
+Starts ``ketapain serve --workers N --threads T`` (default 4 processes of 1 thread: on 2
+cores they served more than 2 of 4, whose threads contend for each process's interpreter
+lock; loopback) on a fresh database, fills it through the
 API with ``--chairs`` running infusions (a patient, a planned ``single-day`` course, a bag
 hung, the checklist and the baseline charted, the pump started) and then sends requests at
 a fixed rate from this process (asyncio, keep-alive HTTP/1.1 connections). The load is
@@ -61,7 +62,7 @@ slower: they are for finding the cost, not for the verdict.
 
     uv run python bench/clinic_load.py [--duration-s 20] [--warmup-s 3] [--rates clinic,200,300]
                                        [--database sqlite|postgresql|both] [--chairs 40]
-                                       [--workers 2] [--threads 4]
+                                       [--workers 4] [--threads 1]
 """
 
 from __future__ import annotations
@@ -1098,10 +1099,10 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--chairs", type=int, default=40)
     parser.add_argument(
-        "--workers", type=int, default=2, help="server processes (ketapain serve --workers)"
+        "--workers", type=int, default=4, help="server processes (ketapain serve --workers)"
     )
     parser.add_argument(
-        "--threads", type=int, default=4, help="request threads per process (serve --threads)"
+        "--threads", type=int, default=1, help="request threads per process (serve --threads)"
     )
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
     parser.add_argument("--connections", type=int, default=100, help="requests in flight, at most")

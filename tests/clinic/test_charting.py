@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from ketapain.clinic._service import add_row, correct_row
 from ketapain.clinic.alarms import DEFAULT_RULES
 from ketapain.clinic.audit import AuditEntry
 from ketapain.clinic.charting import (
@@ -22,8 +23,16 @@ from ketapain.clinic.charting import (
 from ketapain.clinic.courses import course_view
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.infusions import InfusionEvent
-from ketapain.clinic.observations import DischargeCheck, Score
+from ketapain.clinic.observations import (
+    DischargeCheck,
+    RescueMedication,
+    Score,
+    SideEffect,
+    VitalSigns,
+)
+from ketapain.clinic.permissions import Action
 from ketapain.clinic.pump import hang_infusion, pump_event
+from ketapain.clinic.records import current_json_of, current_of
 from ketapain.clinic.registry import register_patient
 from ketapain.clinic.screenings import OverrideRecord
 from ketapain.clinic.treatment import change_status, create_course
@@ -667,3 +676,135 @@ def test_discharge_check_charted_late_keeps_its_time(db, staff, patient, infusio
             checked_utc=_ago(-60),
         )  # fmt: skip
     assert err.value.field == "checked_utc"
+
+
+# --- the chair's lists read as columns ---------------------------------------------------
+
+
+def test_lists_read_as_columns_equal_the_objects_json(db, staff, patient, infusion):
+    """Every observation list of the chair view, read as its JSON columns alone
+    (current_json_of), equals the JSON of the current objects: corrections, retractions,
+    an itemised score and a rescue drug named 'other' included, in the same order."""
+    nurse = staff["nurse"]
+    _start(db, staff, infusion, minutes_ago=60)
+    first, _ = record_vitals(
+        db,
+        nurse,
+        DEFAULT_RULES,
+        patient_id=patient.id,
+        infusion_id=infusion.id,
+        measured_utc=_ago(50),
+        sbp_mmhg=128,
+        dbp_mmhg=80,
+        hr_per_min=70,
+    )
+    record_vitals(
+        db,
+        nurse,
+        DEFAULT_RULES,
+        patient_id=patient.id,
+        infusion_id=infusion.id,
+        measured_utc=_ago(35),
+        spo2_pct=97,
+        on_oxygen=True,
+    )
+    correct_row(
+        db,
+        nurse,
+        Action.CHART,
+        VitalSigns,
+        first.id,
+        kind="vital signs",
+        reason="typed the wrong cuff",
+        changes={"sbp_mmhg": 126},
+    )
+    gone, _ = record_vitals(
+        db,
+        nurse,
+        DEFAULT_RULES,
+        patient_id=patient.id,
+        infusion_id=infusion.id,
+        measured_utc=_ago(20),
+        hr_per_min=71,
+    )
+    correct_row(
+        db,
+        nurse,
+        Action.CHART,
+        VitalSigns,
+        gone.id,
+        kind="vital signs",
+        reason="another patient's",
+        entered_in_error=True,
+        changes={},
+    )
+    record_score(
+        db,
+        nurse,
+        DEFAULT_RULES,
+        patient_id=patient.id,
+        infusion_id=infusion.id,
+        instrument="pain_nrs",
+        value=4,
+        measured_utc=_ago(30),
+    )
+    _score(db, staff, patient, infusion, "aldrete", ALDRETE_10, minutes_ago=10)
+    for row in (
+        SideEffect(
+            patient_id=patient.id,
+            infusion_id=infusion.id,
+            observed_utc=_ago(25),
+            effect="nausea",
+            severity="mild",
+            note=None,
+        ),
+        RescueMedication(
+            patient_id=patient.id,
+            infusion_id=infusion.id,
+            given_utc=_ago(24),
+            drug="ondansetron",
+            dose_mg=4,
+            route="iv",
+            reason="nausea",
+        ),
+        RescueMedication(
+            patient_id=patient.id,
+            infusion_id=infusion.id,
+            given_utc=_ago(23),
+            drug="other",
+            drug_name="dimenhydrinate",
+            dose_mg=50,
+            route="iv",
+            reason="nausea persists",
+        ),
+    ):
+        add_row(db, nurse, Action.CHART, row)
+    lists = [
+        (VitalSigns, "measured_utc", 2),
+        (Score, "measured_utc", 2),
+        (SideEffect, "observed_utc", 1),
+        (RescueMedication, "given_utc", 2),
+    ]
+    with db.read() as s:
+        for model, order, n in lists:
+            key = {"infusion_id": infusion.id}
+            objects = [o.as_dict() for o in s.scalars(current_of(model, "infusion_id", order), key)]
+            columns = [
+                model.json_of(r)
+                for r in s.execute(current_json_of(model, "infusion_id", order), key)
+            ]
+            assert columns == objects
+            assert len(columns) >= n  # and the checklist's baseline
+    view = _view(db, staff, infusion)
+    assert 126 in [v["sbp_mmhg"] for v in view["vitals"]]
+    assert 128 not in [v["sbp_mmhg"] for v in view["vitals"]]
+    assert 71 not in [v["hr_per_min"] for v in view["vitals"]]
+    assert view["rescue_medications"][-1]["drug"] == "dimenhydrinate"
+    assert view["scores"][-1]["instrument"] == "aldrete"
+    assert view["scores"][-1]["passes"] is True
+
+
+def test_a_model_without_json_columns_cannot_be_read_as_columns():
+    """current_json_of names the model that lists no columns, instead of reading none."""
+    with pytest.raises(TypeError, match="DischargeCheck"):
+        current_json_of(DischargeCheck, "infusion_id", "checked_utc")

@@ -34,7 +34,7 @@ from ketapain.clinic.observations import (
 )
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.pump import events_of
-from ketapain.clinic.records import current, current_of, get_or_raise
+from ketapain.clinic.records import current, current_json_of, current_of, get_or_raise
 from ketapain.errors import ConflictError, InvalidValueError, RecordNotFoundError
 from ketapain.protocols.citations import GOLDBERG_2005
 
@@ -81,10 +81,11 @@ def infusion_view(
     events = events_of(session, infusion_id)
     d = delivery([e.pump_event() for e in events], until=utc_now())
 
-    def rows(model: Any, order: str) -> list[Any]:
-        return list(
-            session.scalars(current_of(model, "infusion_id", order), {"infusion_id": infusion_id})
+    def rows(model: Any, order: str) -> list[dict[str, Any]]:
+        found = session.execute(
+            current_json_of(model, "infusion_id", order), {"infusion_id": infusion_id}
         )
+        return [model.json_of(r) for r in found]
 
     scores = rows(Score, "measured_utc")
     return {
@@ -114,10 +115,10 @@ def infusion_view(
         "bag_remaining_mg": inf.bag_mg - d.delivered_mg,
         "running_h": d.running_h,
         "events": [e.as_dict() for e in events],
-        "vitals": [r.as_dict() for r in rows(VitalSigns, "measured_utc")],
-        "scores": [r.as_dict() for r in scores],
-        "side_effects": [r.as_dict() for r in rows(SideEffect, "observed_utc")],
-        "rescue_medications": [r.as_dict() for r in rows(RescueMedication, "given_utc")],
+        "vitals": rows(VitalSigns, "measured_utc"),
+        "scores": scores,
+        "side_effects": rows(SideEffect, "observed_utc"),
+        "rescue_medications": rows(RescueMedication, "given_utc"),
         "discharge": _discharge_state(session, inf, plan, scores, events),
     }
 
@@ -126,7 +127,7 @@ def _discharge_state(
     session: Session,
     inf: Infusion,
     plan: dict[str, Any],
-    scores: list[Score],
+    scores: list[dict[str, Any]],
     events: list[InfusionEvent],
 ) -> dict[str, Any]:
     """The latest discharge check and whether the patient may go now, and why not."""
@@ -306,26 +307,28 @@ def discharge_check(
             .where(Score.infusion_id == infusion_id, Score.instrument.in_(("aldrete", "padss")))
             .order_by(Score.measured_utc)
         ).all()
-        reasons = _not_ready(plan, escort_confirmed, scores, events_of(session, infusion_id))
+        reasons = _not_ready(
+            plan, escort_confirmed, [s.as_dict() for s in scores], events_of(session, infusion_id)
+        )
         return {"id": str(row.id), "ready": not reasons, "reasons": reasons}
 
 
 def _not_ready(
     plan: dict[str, Any],
     escort: bool,
-    scores: Sequence[Score],
+    scores: Sequence[dict[str, Any]],
     events: Sequence[InfusionEvent],
 ) -> list[str]:
     """Why the patient may not go home yet (none: ready), from the infusion's current
-    scores and its pump events, both in time order."""
+    scores (their JSON) and its pump events, both in time order."""
     reasons: list[str] = []
     for name in ("aldrete", "padss"):
-        score = next((s for s in reversed(scores) if s.instrument == name), None)
+        score = next((s for s in reversed(scores) if s["instrument"] == name), None)
         label = "Modified Aldrete" if name == "aldrete" else "PADSS"
         if score is None:
             reasons.append(f"No {label} score charted after the infusion.")
-        elif not score.as_dict()["passes"]:
-            reasons.append(f"{label} {score.value:g} is below 9 (Aldrete 1995; Chung 1995).")
+        elif not score["passes"]:
+            reasons.append(f"{label} {score['value']:g} is below 9 (Aldrete 1995; Chung 1995).")
     discharge = plan.get("discharge")
     if discharge and discharge["escort_home"] and not escort:
         reasons.append("No responsible adult escort confirmed (protocol discharge rules).")

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -141,7 +142,16 @@ class _Followed:
     course: Course
     first: date
     end: date
-    items: list[DueItem]
+    items: tuple[DueItem, ...]
+
+
+@lru_cache(maxsize=4096)
+def _schedule(first: date, end: date, diary_weeks: int, weekly: str) -> tuple[DueItem, ...]:
+    """:func:`build_schedule`, kept per process: the home page asks it of every course
+    followed on every view, and its items (frozen) depend on these four values alone."""
+    return tuple(
+        build_schedule(first_date=first, series_end=end, diary_weeks=diary_weeks, weekly=weekly)
+    )
 
 
 def _followed(
@@ -163,9 +173,7 @@ def _followed(
         dates = _series_dates(plans[course.id].plan, stopped)
         if dates is None:
             continue
-        items = build_schedule(
-            first_date=dates[0], series_end=dates[1], diary_weeks=diary_weeks, weekly=weekly
-        )
+        items = _schedule(dates[0], dates[1], diary_weeks, weekly)
         out.append(_Followed(course=course, first=dates[0], end=dates[1], items=items))
     return out
 

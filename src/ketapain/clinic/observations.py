@@ -84,15 +84,24 @@ class VitalSigns(Correctable):
         ):
             raise InvalidValueError("dbp_mmhg", "below sbp_mmhg", self.dbp_mmhg)
 
+    # The columns of its JSON: a list of them is read as these columns only (json_of).
+    __json_columns__: ClassVar = ("id", "infusion_id", "measured_utc", *VITAL_RANGES, "on_oxygen")
+
+    @staticmethod
+    def json_of(row: Any) -> dict[str, Any]:
+        """The measured values (None where not measured), of a row or of its
+        ``__json_columns__`` read alone."""
+        return {
+            "id": str(row.id),
+            "infusion_id": None if row.infusion_id is None else str(row.infusion_id),
+            "measured_utc": row.measured_utc.isoformat(),
+            **{k: getattr(row, k) for k in VITAL_RANGES},
+            "on_oxygen": row.on_oxygen,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """The measured values (None where not measured)."""
-        return {
-            "id": str(self.id),
-            "infusion_id": None if self.infusion_id is None else str(self.infusion_id),
-            "measured_utc": self.measured_utc.isoformat(),
-            **{k: getattr(self, k) for k in VITAL_RANGES},
-            "on_oxygen": self.on_oxygen,
-        }
+        return self.json_of(self)
 
 
 class Score(Correctable):
@@ -138,19 +147,34 @@ class Score(Correctable):
             raise InvalidValueError("value", f"a {inst.low} to {inst.high} score", None)
         inst.check(self.value)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Instrument, value, items and whether it passes (discharge scores)."""
-        inst = INSTRUMENTS[self.instrument]
+    __json_columns__: ClassVar = (
+        "id",
+        "infusion_id",
+        "measured_utc",
+        "instrument",
+        "value",
+        "items",
+    )
+
+    @staticmethod
+    def json_of(row: Any) -> dict[str, Any]:
+        """Instrument, value, items and whether it passes (discharge scores), of a row or
+        of its ``__json_columns__`` read alone."""
+        inst = INSTRUMENTS[row.instrument]
         return {
-            "id": str(self.id),
-            "infusion_id": None if self.infusion_id is None else str(self.infusion_id),
-            "measured_utc": self.measured_utc.isoformat(),
-            "instrument": self.instrument,
-            "value": self.value,
-            "items": self.items,
-            "passes": inst.passes(self.value),
+            "id": str(row.id),
+            "infusion_id": None if row.infusion_id is None else str(row.infusion_id),
+            "measured_utc": row.measured_utc.isoformat(),
+            "instrument": row.instrument,
+            "value": row.value,
+            "items": row.items,
+            "passes": inst.passes(row.value),
             "source": inst.source.cite(),
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Instrument, value, items and whether it passes (discharge scores)."""
+        return self.json_of(self)
 
 
 class Severity(StrEnum):
@@ -189,16 +213,23 @@ class SideEffect(Correctable):
         if self.severity not in set(Severity):
             raise InvalidValueError("severity", f"one of {', '.join(Severity)}", self.severity)
 
+    __json_columns__: ClassVar = ("id", "infusion_id", "observed_utc", "effect", "severity", "note")
+
+    @staticmethod
+    def json_of(row: Any) -> dict[str, Any]:
+        """Effect, severity and note, of a row or of its ``__json_columns__`` read alone."""
+        return {
+            "id": str(row.id),
+            "infusion_id": None if row.infusion_id is None else str(row.infusion_id),
+            "observed_utc": row.observed_utc.isoformat(),
+            "effect": row.effect,
+            "severity": row.severity,
+            "note": row.note,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """Effect, severity and note."""
-        return {
-            "id": str(self.id),
-            "infusion_id": None if self.infusion_id is None else str(self.infusion_id),
-            "observed_utc": self.observed_utc.isoformat(),
-            "effect": self.effect,
-            "severity": self.severity,
-            "note": self.note,
-        }
+        return self.json_of(self)
 
 
 class RescueMedication(Correctable):
@@ -241,17 +272,33 @@ class RescueMedication(Correctable):
         if not self.reason or not self.reason.strip():
             raise InvalidValueError("reason", "why it was given", self.reason)
 
+    __json_columns__: ClassVar = (
+        "id",
+        "infusion_id",
+        "given_utc",
+        "drug",
+        "drug_name",
+        "dose_mg",
+        "route",
+        "reason",
+    )
+
+    @staticmethod
+    def json_of(row: Any) -> dict[str, Any]:
+        """Drug, dose, route, reason, of a row or of its ``__json_columns__`` read alone."""
+        return {
+            "id": str(row.id),
+            "infusion_id": None if row.infusion_id is None else str(row.infusion_id),
+            "given_utc": row.given_utc.isoformat(),
+            "drug": row.drug_name if row.drug == "other" else row.drug,
+            "dose_mg": row.dose_mg,
+            "route": row.route,
+            "reason": row.reason,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """Drug, dose, route, reason."""
-        return {
-            "id": str(self.id),
-            "infusion_id": None if self.infusion_id is None else str(self.infusion_id),
-            "given_utc": self.given_utc.isoformat(),
-            "drug": self.drug_name if self.drug == "other" else self.drug,
-            "dose_mg": self.dose_mg,
-            "route": self.route,
-            "reason": self.reason,
-        }
+        return self.json_of(self)
 
 
 class DischargeCheck(Correctable):

@@ -24,7 +24,15 @@ from sqlalchemy.types import TypeDecorator
 from ketapain.clinic.db import Base, utc_now
 from ketapain.errors import ConflictError, InvalidValueError, RecordNotFoundError, field_path
 
-__all__ = ["Correctable", "Record", "correct", "current", "current_of", "get_or_raise"]
+__all__ = [
+    "Correctable",
+    "Record",
+    "correct",
+    "current",
+    "current_json_of",
+    "current_of",
+    "get_or_raise",
+]
 
 R = TypeVar("R", bound="Record")
 C = TypeVar("C", bound="Correctable")
@@ -56,6 +64,9 @@ class Correctable(Record):
     """A record that can be corrected or retracted by a later row, with a reason."""
 
     __abstract__ = True
+    # The columns the row's JSON is made of, for lists that read them alone (rows, not
+    # objects: current_json_of); a subclass that lists them has a static json_of(row).
+    __json_columns__: ClassVar[tuple[str, ...]] = ()
 
     correction_reason: Mapped[str | None] = mapped_column(Text, default=None)
     entered_in_error: Mapped[bool] = mapped_column(default=False)
@@ -86,6 +97,18 @@ def current_of(model: type[C], key: str, order: str) -> Select[C]:
         .where(getattr(model, key) == bindparam(key))
         .order_by(column.desc() if order.startswith("-") else column)
     )
+
+
+@cache
+def current_json_of(model: type[Correctable], key: str, order: str) -> Select[Any]:
+    """:func:`current_of` reading only the model's ``__json_columns__``: rows to pass to
+    the model's ``json_of``. A busy list (the chair's observations) skips building an
+    object per row and reading the columns its JSON does not show.
+    """
+    if not model.__json_columns__:
+        raise TypeError(f"{model.__name__} lists no __json_columns__")
+    columns = [getattr(model, name) for name in model.__json_columns__]
+    return current_of(model, key, order).with_only_columns(*columns)
 
 
 @cache
