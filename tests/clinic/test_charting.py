@@ -20,7 +20,7 @@ from ketapain.clinic.charting import (
     record_score,
     record_vitals,
 )
-from ketapain.clinic.courses import course_view
+from ketapain.clinic.courses import course_view, current_discharge_rules, current_plan
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.infusions import InfusionEvent
 from ketapain.clinic.observations import (
@@ -808,3 +808,14 @@ def test_a_model_without_json_columns_cannot_be_read_as_columns():
     """current_json_of names the model that lists no columns, instead of reading none."""
     with pytest.raises(TypeError, match="DischargeCheck"):
         current_json_of(DischargeCheck, "infusion_id", "checked_utc")
+
+
+def test_the_discharge_rules_read_alone_are_the_plans(db, staff, course):
+    """The chair's polls read the current plan's discharge rules alone (a JSON path on
+    either database): the same rules as the whole plan's; an unknown course is refused."""
+    with db.read() as s:
+        rules = current_discharge_rules(s, course.id)
+        assert rules == current_plan(s, course.id).plan.get("discharge")
+        assert rules is not None and rules["observation_min"] > 0
+        with pytest.raises(InvalidValueError, match="course"):
+            current_discharge_rules(s, uuid.uuid4())

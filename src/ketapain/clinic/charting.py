@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ketapain.clinic._service import check_links, user_id
 from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
 from ketapain.clinic.audit import Actor, unit_of_work
-from ketapain.clinic.courses import current_plan
+from ketapain.clinic.courses import current_discharge_rules, current_plan
 from ketapain.clinic.db import Database, utc_now
 from ketapain.clinic.follow_up import pro_alarms
 from ketapain.clinic.infusions import (
@@ -70,14 +70,17 @@ def infusion_view(
 ) -> dict[str, Any]:
     """The infusion: bag, program, events, delivered dose (computed) and observations.
 
-    ``plan`` is the course's current plan when the caller has read it already.
+    ``plan`` is the course's current plan when the caller has read it already; else only
+    its discharge rules are read.
     """
     require(actor, Action.READ_CLINICAL)
     inf = session.scalars(_INFUSION, {"id": infusion_id}).first()
     if inf is None:
         raise RecordNotFoundError("infusion", infusion_id)
     if plan is None:
-        plan = current_plan(session, inf.course_id).plan
+        rules = current_discharge_rules(session, inf.course_id)
+    else:
+        rules = plan.get("discharge")
     events = events_of(session, infusion_id)
     d = delivery([e.pump_event() for e in events], until=utc_now())
 
@@ -119,21 +122,21 @@ def infusion_view(
         "scores": scores,
         "side_effects": rows(SideEffect, "observed_utc"),
         "rescue_medications": rows(RescueMedication, "given_utc"),
-        "discharge": _discharge_state(session, inf, plan, scores, events),
+        "discharge": _discharge_state(session, inf, rules, scores, events),
     }
 
 
 def _discharge_state(
     session: Session,
     inf: Infusion,
-    plan: dict[str, Any],
+    rules: dict[str, Any] | None,
     scores: list[dict[str, Any]],
     events: list[InfusionEvent],
 ) -> dict[str, Any]:
     """The latest discharge check and whether the patient may go now, and why not."""
     last = session.scalars(_LAST_DISCHARGE_CHECK, {"infusion_id": inf.id}).first()
     escort = last is not None and last.escort_confirmed
-    reasons = _not_ready(plan, escort, scores, events)
+    reasons = _not_ready(rules, escort, scores, events)
     return {
         "checked_utc": None if last is None else last.checked_utc.isoformat(),
         "escort_confirmed": escort,
@@ -308,19 +311,23 @@ def discharge_check(
             .order_by(Score.measured_utc)
         ).all()
         reasons = _not_ready(
-            plan, escort_confirmed, [s.as_dict() for s in scores], events_of(session, infusion_id)
+            plan.get("discharge"),
+            escort_confirmed,
+            [s.as_dict() for s in scores],
+            events_of(session, infusion_id),
         )
         return {"id": str(row.id), "ready": not reasons, "reasons": reasons}
 
 
 def _not_ready(
-    plan: dict[str, Any],
+    discharge: dict[str, Any] | None,
     escort: bool,
     scores: Sequence[dict[str, Any]],
     events: Sequence[InfusionEvent],
 ) -> list[str]:
     """Why the patient may not go home yet (none: ready), from the infusion's current
-    scores (their JSON) and its pump events, both in time order."""
+    scores (their JSON) and its pump events, both in time order; ``discharge`` is the
+    plan's discharge rules."""
     reasons: list[str] = []
     for name in ("aldrete", "padss"):
         score = next((s for s in reversed(scores) if s["instrument"] == name), None)
@@ -329,7 +336,6 @@ def _not_ready(
             reasons.append(f"No {label} score charted after the infusion.")
         elif not score["passes"]:
             reasons.append(f"{label} {score['value']:g} is below 9 (Aldrete 1995; Chung 1995).")
-    discharge = plan.get("discharge")
     if discharge and discharge["escort_home"] and not escort:
         reasons.append("No responsible adult escort confirmed (protocol discharge rules).")
     stop = next((e for e in events if e.kind == EventKind.STOP), None)

@@ -48,6 +48,7 @@ __all__ = [
     "active_courses",
     "course_status",
     "course_view",
+    "current_discharge_rules",
     "current_plan",
     "current_plans",
 ]
@@ -250,6 +251,25 @@ def current_plan(session: Session, course_id: uuid.UUID) -> CoursePlan:
     if plan is None:  # a course is always created with its plan
         raise InvalidValueError("course", "a course with a plan", str(course_id))
     return plan
+
+
+# The current plan's discharge rules alone: the chair's views read them on every poll,
+# and the whole plan (about 10 kB of JSON) is not needed for them.
+_CURRENT_DISCHARGE_RULES: Final = (
+    select(CoursePlan.plan["discharge"])
+    .where(CoursePlan.course_id == bindparam("course_id"))
+    .order_by(CoursePlan.version.desc())
+    .limit(1)
+)
+
+
+def current_discharge_rules(session: Session, course_id: uuid.UUID) -> dict[str, Any] | None:
+    """``current_plan(...).plan.get("discharge")``, read without the rest of the plan."""
+    row = session.execute(_CURRENT_DISCHARGE_RULES, {"course_id": course_id}).first()
+    if row is None:  # a course is always created with its plan
+        raise InvalidValueError("course", "a course with a plan", str(course_id))
+    rules: dict[str, Any] | None = row[0]
+    return rules
 
 
 def current_plans(
