@@ -664,17 +664,25 @@ def test_discharge_check_charted_late_keeps_its_time(db, staff, patient, infusio
     pump_event(db, staff["nurse"], infusion.id, kind="stop", time_utc=_ago(180))
     when = _ago(40)
     out = discharge_check(
-        db, staff["nurse"], infusion.id, escort_confirmed=True, escort_name="Sam Doe",
+        db,
+        staff["nurse"],
+        infusion.id,
+        escort_confirmed=True,
+        escort_name="Sam Doe",
         checked_utc=when,
-    )  # fmt: skip
+    )
     with db.session() as s:
         row = s.get(DischargeCheck, uuid.UUID(out["id"]))
         assert row is not None and row.checked_utc == when
     with pytest.raises(InvalidValueError) as err:
         discharge_check(
-            db, staff["nurse"], infusion.id, escort_confirmed=True, escort_name="Sam Doe",
+            db,
+            staff["nurse"],
+            infusion.id,
+            escort_confirmed=True,
+            escort_name="Sam Doe",
             checked_utc=_ago(-60),
-        )  # fmt: skip
+        )
     assert err.value.field == "checked_utc"
 
 
@@ -686,58 +694,29 @@ def test_lists_read_as_columns_equal_the_objects_json(db, staff, patient, infusi
     (current_json_of), equals the JSON of the current objects: corrections, retractions,
     an itemised score and a rescue drug named 'other' included, in the same order."""
     nurse = staff["nurse"]
+
+    def vitals(minutes_ago, **values):
+        row, _ = record_vitals(
+            db,
+            nurse,
+            DEFAULT_RULES,
+            patient_id=patient.id,
+            infusion_id=infusion.id,
+            measured_utc=_ago(minutes_ago),
+            **values,
+        )
+        return row
+
+    def correct(row, reason, **kw):
+        correct_row(
+            db, nurse, Action.CHART, VitalSigns, row.id, kind="vital signs", reason=reason, **kw
+        )
+
     _start(db, staff, infusion, minutes_ago=60)
-    first, _ = record_vitals(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient.id,
-        infusion_id=infusion.id,
-        measured_utc=_ago(50),
-        sbp_mmhg=128,
-        dbp_mmhg=80,
-        hr_per_min=70,
-    )
-    record_vitals(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient.id,
-        infusion_id=infusion.id,
-        measured_utc=_ago(35),
-        spo2_pct=97,
-        on_oxygen=True,
-    )
-    correct_row(
-        db,
-        nurse,
-        Action.CHART,
-        VitalSigns,
-        first.id,
-        kind="vital signs",
-        reason="typed the wrong cuff",
-        changes={"sbp_mmhg": 126},
-    )
-    gone, _ = record_vitals(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient.id,
-        infusion_id=infusion.id,
-        measured_utc=_ago(20),
-        hr_per_min=71,
-    )
-    correct_row(
-        db,
-        nurse,
-        Action.CHART,
-        VitalSigns,
-        gone.id,
-        kind="vital signs",
-        reason="another patient's",
-        entered_in_error=True,
-        changes={},
-    )
+    first = vitals(50, sbp_mmhg=128, dbp_mmhg=80, hr_per_min=70)
+    vitals(35, spo2_pct=97, on_oxygen=True)
+    correct(first, "typed the wrong cuff", changes={"sbp_mmhg": 126})
+    correct(vitals(20, hr_per_min=71), "another patient's", entered_in_error=True, changes={})
     record_score(
         db,
         nurse,

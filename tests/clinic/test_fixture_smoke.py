@@ -8,14 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.conftest import (
-    _PG_CATALOG_STATE,
-    _PG_SEQUENCES,
-    _PG_TABLES,
-    PgDatabases,
-    _libpq,
-    _pg_url,
-)
+from tests.conftest import PgDatabases, _libpq, _pg_snapshot, _pg_url
 
 from ketapain.clinic import migrate
 from ketapain.clinic.accounts import TokenKind, User, issue_token
@@ -35,17 +28,12 @@ def _state(name: str) -> dict[str, Any]:
     """Everything a test could see of the database ``name``: the catalog's state, every
     table's rows (``COPY`` text, in physical order and sorted) and every sequence."""
     with psycopg.connect(_libpq(name), autocommit=True) as conn:
-        (catalog,) = conn.execute(_PG_CATALOG_STATE).fetchone() or ("",)
-        rows = {}
-        for (table,) in conn.execute(_PG_TABLES).fetchall():
-            with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-            rows[table] = sorted(data.splitlines())
-        sequences = {
-            seq: conn.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
-            for (seq,) in conn.execute(_PG_SEQUENCES).fetchall()
-        }
-    return {"catalog": catalog, "rows": rows, "sequences": sequences}
+        snapshot = _pg_snapshot(conn)
+    return {
+        "catalog": snapshot.catalog,
+        "rows": {t: sorted(snapshot.rows.get(t, b"").splitlines()) for t in snapshot.tables},
+        "sequences": snapshot.sequences,
+    }
 
 
 def _write_a_little_of_everything(name: str) -> None:

@@ -255,12 +255,7 @@ def current_plan(session: Session, course_id: uuid.UUID) -> CoursePlan:
 
 # The current plan's discharge rules alone: the chair's views read them on every poll,
 # and the whole plan (about 10 kB of JSON) is not needed for them.
-_CURRENT_DISCHARGE_RULES: Final = (
-    select(CoursePlan.plan["discharge"])
-    .where(CoursePlan.course_id == bindparam("course_id"))
-    .order_by(CoursePlan.version.desc())
-    .limit(1)
-)
+_CURRENT_DISCHARGE_RULES: Final = _CURRENT_PLAN.with_only_columns(CoursePlan.plan["discharge"])
 
 
 def current_discharge_rules(session: Session, course_id: uuid.UUID) -> dict[str, Any] | None:
