@@ -8,13 +8,14 @@ refreshed after a day's charting (:mod:`ketapain.clinic.outcome_snapshot`).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection
 from datetime import date
 from typing import Any, Final
 
 import polars as pl
-from sqlalchemy import Column, MetaData, Table, Uuid, delete, insert, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._outcome_sql import COURSE_QUERY_COLUMNS, course_query, medication_query
@@ -37,10 +38,6 @@ LFT_HOLD_MULTIPLE: Final = 3.0
 # Opioid use is read again 12 weeks after the series: the Sigtermans 2009 follow-up.
 MME_AFTER_DAYS: Final = 84.0
 _DAY_S: Final = 86400.0
-_SCOPE: Final = Table(
-    "outcome_scope", MetaData(), Column("patient_id", Uuid, primary_key=True),
-    prefixes=["TEMPORARY"],
-)  # fmt: skip
 
 
 def hex_id(value: Any) -> str:
@@ -54,7 +51,7 @@ def _day(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def _courses(session: Session, params: dict[str, float], scoped: bool) -> pl.DataFrame:
+def _courses(session: Session, params: dict[str, Any], scoped: bool) -> pl.DataFrame:
     dialect = session.get_bind().dialect.name
     rows = session.execute(text(course_query(dialect, scoped=scoped)), params).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in COURSE_QUERY_COLUMNS]
@@ -74,13 +71,14 @@ def _courses(session: Session, params: dict[str, float], scoped: bool) -> pl.Dat
     return pl.DataFrame(data, schema=schema)
 
 
-def _mme_rows(session: Session, scoped: bool) -> pl.DataFrame:
+def _mme_rows(session: Session, scope: str | None) -> pl.DataFrame:
     """Opioid rows with the time each was valid: from its recording until a correction.
 
     A chain of corrections that ends in a retraction (entered in error) never counted.
     """
     dialect = session.get_bind().dialect.name
-    rows = session.execute(text(medication_query(dialect, scoped=scoped))).fetchall()
+    query = text(medication_query(dialect, scoped=scope is not None))
+    rows = session.execute(query, {} if scope is None else {"scope": scope}).fetchall()
     replaced: dict[str, float] = {}
     corrects: dict[str, str] = {}
     void: set[str] = set()
@@ -141,40 +139,29 @@ def mme_after_time(as_of_t: float) -> pl.Expr:
     return pl.max_horizontal(pl.min_horizontal(end + MME_AFTER_DAYS * _DAY_S, as_of_t), end)
 
 
-def _scope(session: Session, patients: Collection[str]) -> None:
-    conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
-    kind = "UUID" if pg else "CHAR(32)"
-    conn.execute(
-        text(f"CREATE TEMP TABLE IF NOT EXISTS outcome_scope (patient_id {kind} PRIMARY KEY)")
-    )
-    conn.execute(delete(_SCOPE))
-    if patients:
-        conn.execute(insert(_SCOPE), [{"patient_id": uuid.UUID(hex=p)} for p in patients])
-
-
 def raw_table(
     session: Session, *, as_of_t: float, patients: Collection[str] | None = None
 ) -> pl.DataFrame:
     """One raw row per course (of ``patients`` only, as 32-hex ids, when given), with the
     opioid MME/day at the first session and after the series."""
-    scoped = patients is not None
-    if patients is not None:
-        _scope(session, patients)
-    params = {
+    # The ids checked and written as 32 hex digits, the form SQLite keeps.
+    scope = None if patients is None else json.dumps(sorted(uuid.UUID(hex=p).hex for p in patients))
+    params: dict[str, Any] = {
         "as_of_t": as_of_t,
         "early_h": CHARTING_INTERVAL.total_seconds() / 3600.0,
         "lost_fraction": RELIEF_LOST_FRACTION,
         "uln_multiple": LFT_HOLD_MULTIPLE,
     }
-    raw = _courses(session, params, scoped)
+    if scope is not None:
+        params["scope"] = scope
+    raw = _courses(session, params, scope is not None)
     start_t = pl.col("start_date").cast(pl.Datetime("ms")).dt.epoch("s").cast(pl.Float64)
     raw = raw.with_columns(
         start_t=start_t,
         mme_before_t=pl.coalesce("first_start_t", start_t),
         mme_after_t=mme_after_time(as_of_t),
     )
-    meds = _mme_rows(session, scoped)
+    meds = _mme_rows(session, scope)
     # A medication list first charted after the first session describes the start too.
     first_list = meds.group_by("patient_id").agg(pl.col("from_t").min().alias("first_list_t"))
     raw = raw.join(first_list, on="patient_id", how="left").with_columns(

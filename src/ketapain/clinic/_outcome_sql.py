@@ -53,6 +53,15 @@ class _Dialect:
             return f"json_array_length({col} -> '{key}')"
         return f"json_array_length({col}, '$.{key}')"
 
+    def scope(self) -> str:
+        """The patient ids of the parameter ``scope``, a JSON list of 32 hex digits each
+        (a parameter, not a temporary table: a read transaction writes nothing)."""
+        if self.pg:
+            return (
+                "(SELECT CAST(value AS UUID) FROM json_array_elements_text(CAST(:scope AS JSON)))"
+            )
+        return "(SELECT value FROM json_each(:scope))"  # SQLite keeps a UUID as 32 hex digits
+
     def programmed_min(self, col: str) -> str:
         """Minutes of a pump program (a JSON list of steps with ``duration_min``)."""
         if self.pg:
@@ -104,16 +113,13 @@ COURSE_QUERY_COLUMNS: Final = (
 )
 
 
-# The patients a scoped query reads (a temporary table the caller fills).
-_P: Final = "(SELECT patient_id FROM outcome_scope)"
-_C: Final = f"(SELECT id FROM courses WHERE patient_id IN {_P})"
-
-
 def course_query(dialect: str, *, scoped: bool = False) -> str:
     """The SQL of one row per course; parameters ``as_of_t`` (epoch s), ``early_h`` (h),
     ``lost_fraction`` and ``uln_multiple``. ``scoped`` reads only the courses of the
-    patients in the temporary table ``outcome_scope``."""
+    patients in the parameter ``scope`` (a JSON list of ids as 32 hex digits)."""
     d = _Dialect(dialect)
+    patients = d.scope()
+    courses = f"(SELECT id FROM courses WHERE patient_id IN {patients})"
 
     def where(cond: str) -> str:
         return f"WHERE {cond}" if scoped else ""
@@ -138,22 +144,22 @@ plan AS (
          {d.json_float("cp.plan", "pain_forecast", "week_12", "nrs_expected")}
            AS predicted_nrs_week_12,
          ROW_NUMBER() OVER (PARTITION BY cp.course_id ORDER BY cp.version DESC) AS rn
-  FROM course_plans cp {where("cp.course_id IN " + _C)}
+  FROM course_plans cp {where("cp.course_id IN " + courses)}
 ),
 status AS (
   SELECT course_id, status,
          ROW_NUMBER() OVER (PARTITION BY course_id ORDER BY sequence DESC) AS rn
-  FROM course_status_events {where("course_id IN " + _C)}
+  FROM course_status_events {where("course_id IN " + courses)}
 ),
 demo AS (
   SELECT dm.patient_id, dm.birth_date, dm.sex,
          ROW_NUMBER() OVER (PARTITION BY dm.patient_id ORDER BY dm.recorded_utc DESC) AS rn
-  FROM demographics dm WHERE {_current("dm", "demographics")} {and_("dm.patient_id IN " + _P)}
+  FROM demographics dm WHERE {_current("dm", "demographics")} {and_("dm.patient_id IN " + patients)}
 ),
 dx AS (
   SELECT dg.patient_id, dg.key,
          ROW_NUMBER() OVER (PARTITION BY dg.patient_id ORDER BY dg.recorded_utc) AS rn
-  FROM diagnoses dg WHERE {_current("dg", "diagnoses")} {and_("dg.patient_id IN " + _P)}
+  FROM diagnoses dg WHERE {_current("dg", "diagnoses")} {and_("dg.patient_id IN " + patients)}
 ),
 ev AS (
   SELECT e.infusion_id, e.kind, e.rate_mg_per_h, {ev_t} AS t,
@@ -165,7 +171,7 @@ ev AS (
          COUNT(e.rate_mg_per_h) OVER (PARTITION BY e.infusion_id ORDER BY e.sequence
                                       ROWS UNBOUNDED PRECEDING) AS rate_group
   FROM infusion_events e
-  {where(f"e.infusion_id IN (SELECT id FROM infusions WHERE patient_id IN {_P})")}
+  {where(f"e.infusion_id IN (SELECT id FROM infusions WHERE patient_id IN {patients})")}
 ),
 seg AS (
   SELECT infusion_id, kind, t, running,
@@ -185,7 +191,7 @@ bag AS (
   SELECT i.id, i.course_id, i.session_number, i.dosing_weight_kg, i.program,
          ROW_NUMBER() OVER (PARTITION BY i.course_id, i.session_number
                             ORDER BY i.recorded_utc DESC) AS rn
-  FROM infusions i {where("i.patient_id IN " + _P)}
+  FROM infusions i {where("i.patient_id IN " + patients)}
 ),
 sess AS (
   SELECT bag.id AS infusion_id, bag.course_id, bag.session_number, bag.dosing_weight_kg,
@@ -224,7 +230,7 @@ fu_all AS (
   JOIN given g ON g.course_id = c.id
   WHERE s.instrument = 'pain_nrs' AND s.infusion_id IS NULL AND {_current("s", "scores")}
     AND {d.epoch("s.measured_utc")} > g.series_end_t
-    AND {d.epoch("s.measured_utc")} <= :as_of_t {and_("s.patient_id IN " + _P)}
+    AND {d.epoch("s.measured_utc")} <= :as_of_t {and_("s.patient_id IN " + patients)}
 ),
 fu AS (
   SELECT fu_all.course_id, fu_all.value, fu_all.after_s,
@@ -242,7 +248,7 @@ follow AS (
 ),
 boost AS (
   SELECT b.course_id, MIN({d.epoch_date("b.scheduled_date")}) AS booster_t, COUNT(*) AS boosters
-  FROM boosters b WHERE {_current("b", "boosters")} {and_("b.course_id IN " + _C)}
+  FROM boosters b WHERE {_current("b", "boosters")} {and_("b.course_id IN " + courses)}
   GROUP BY b.course_id
 ),
 se AS (
@@ -251,13 +257,13 @@ se AS (
            AS significant_side_effects,
          COUNT(DISTINCT i.session_number) AS sessions_with_side_effects
   FROM side_effects x JOIN infusions i ON i.id = x.infusion_id
-  WHERE {_current("x", "side_effects")} {and_("i.patient_id IN " + _P)}
+  WHERE {_current("x", "side_effects")} {and_("i.patient_id IN " + patients)}
   GROUP BY i.course_id
 ),
 al AS (
   SELECT i.course_id, COUNT(*) AS alarms,
          SUM(CASE WHEN a.level = 'stop' THEN 1 ELSE 0 END) AS stop_alarms
-  FROM alarms a JOIN infusions i ON i.id = a.infusion_id {where("i.patient_id IN " + _P)}
+  FROM alarms a JOIN infusions i ON i.id = a.infusion_id {where("i.patient_id IN " + patients)}
   GROUP BY i.course_id
 ),
 lft AS (
@@ -271,7 +277,7 @@ lft AS (
   WHERE l.test IN ('alt', 'ast') AND l.value IS NOT NULL AND l.ref_high IS NOT NULL
     AND {_current("l", "lab_results")}
     AND {d.epoch("l.collected_utc")} >= g.first_start_t
-    AND {d.epoch("l.collected_utc")} <= :as_of_t {and_("l.patient_id IN " + _P)}
+    AND {d.epoch("l.collected_utc")} <= :as_of_t {and_("l.patient_id IN " + patients)}
   GROUP BY g.course_id
 )
 SELECT c.id AS course_id, c.patient_id, c.protocol, p.start_date, st.status,
@@ -295,15 +301,16 @@ LEFT JOIN boost ON boost.course_id = c.id
 LEFT JOIN se ON se.course_id = c.id
 LEFT JOIN al ON al.course_id = c.id
 LEFT JOIN lft ON lft.course_id = c.id
-{where("c.patient_id IN " + _P)}
+{where("c.patient_id IN " + patients)}
 """
 
 
 def medication_query(dialect: str, *, scoped: bool = False) -> str:
-    """Every medication row: its id, the row it corrects, when it was recorded."""
+    """Every medication row: its id, the row it corrects, when it was recorded (of the
+    patients in the parameter ``scope`` only, when ``scoped``)."""
     d = _Dialect(dialect)
     return f"""
 SELECT m.id, m.corrects_id, m.patient_id, m.name, m.dose_mg_per_day, m.dose_mcg_per_h,
        m.active, m.entered_in_error, {d.epoch("m.recorded_utc")} AS recorded_t
-FROM medications m {"WHERE m.patient_id IN " + _P if scoped else ""}
+FROM medications m {"WHERE m.patient_id IN " + d.scope() if scoped else ""}
 """

@@ -158,7 +158,10 @@ def _row(actor: Actor, action: str, obj: Base, **kw: Any) -> dict[str, Any]:
 
 @event.listens_for(Session, "before_flush")
 def _guard(session: Session, _ctx: Any, _instances: Any) -> None:
-    """Refuse edits and deletes of append-only rows; check every new record."""
+    """Refuse a write without an actor, edits and deletes of append-only rows; check every
+    new record. All before any statement is sent."""
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        _actor(session)
     for obj in session.dirty:
         if getattr(obj, "__append_only__", False) and session.is_modified(obj):
             raise AppendOnlyError(

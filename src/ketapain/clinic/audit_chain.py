@@ -32,7 +32,7 @@ from sqlalchemy import BigInteger, Integer, String, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ketapain.clinic.db import PG_WRITE_LOCK, Base
+from ketapain.clinic.db import PG_WRITE_LOCK, WRITE, Base
 from ketapain.errors import InvalidValueError
 
 __all__ = [
@@ -112,8 +112,8 @@ def append_links(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
     The caller inserts the rows in the same transaction.
     """
-    if conn.dialect.name == "postgresql":
-        # Already held by a write transaction (re-entrant); taken here for any other.
+    if conn.dialect.name == "postgresql" and not conn.get_execution_options().get(WRITE):
+        # A write transaction took it when it began; any other takes it here.
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
     head = conn.execute(_HEAD).first()
     seq, prev = (0, GENESIS) if head is None else (head.seq, head.sha256)

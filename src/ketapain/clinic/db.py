@@ -9,7 +9,10 @@ writer within 2 ms of a commit: SQLite's own busy handler polls with sleeps of u
 PostgreSQL is selected by its URL; its write transactions queue the
 same way on a transaction-scoped advisory lock, so that the audit trail's hash chain
 (:mod:`ketapain.clinic.audit_chain`) grows one link at a time and a check-then-write
-(an infusion's version) cannot interleave with another writer's.
+(an infusion's version) cannot interleave with another writer's. Its read sessions run
+``READ ONLY`` transactions, ended with ``COMMIT`` (nothing to undo): psycopg drops the
+statements it has prepared on the server at every ``ROLLBACK``, and a read that ended so
+would never reuse a plan.
 
 >>> db = Database.connect("sqlite://")
 >>> with db.engine.connect() as conn:
@@ -45,6 +48,7 @@ __all__ = [
     "PG_WRITE_LOCK",
     "POOL_SIZE",
     "READ_ONLY",
+    "WRITE",
     "Base",
     "Database",
     "UTCDateTime",
@@ -56,6 +60,9 @@ _BUSY_TIMEOUT_MS: Final = 30_000
 # session.info key: set on every session of Database.read (never used to write), so that
 # a reader may keep what it has read for the rest of its transaction.
 READ_ONLY: Final = "ketapain_read_only"
+# Execution options of the connections of Database.write and Database.read.
+WRITE: Final = "ketapain_write"
+_READ: Final = "ketapain_read"
 
 # The key, in a pooled connection's info, that says it holds the writer gate.
 _GATED: Final = "ketapain_writer_gate"
@@ -201,7 +208,7 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("ketapain_write", False)
+        write = conn.get_execution_options().get(WRITE, False)
         if write and gate is not None and not conn.info.get(_GATED):
             gate.acquire()
             conn.info[_GATED] = True
@@ -218,11 +225,30 @@ def _sqlite_engine(url: str) -> Engine:
 
 def _postgresql_engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **_POOL)
+    # psycopg 3 (the driver the README names) prepares a statement it has run 5 times.
+    psycopg3 = engine.dialect.driver == "psycopg"
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        if conn.get_execution_options().get("ketapain_write", False):
+        options = conn.get_execution_options()
+        if psycopg3:
+            # Set before the transaction starts: psycopg sends BEGIN with the first
+            # statement (BEGIN READ ONLY, or BEGIN with the server's default).
+            conn.connection.dbapi_connection.read_only = True if options.get(_READ) else None
+        if options.get(WRITE, False):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+    if psycopg3:
+        from psycopg.pq import TransactionStatus
+
+        @event.listens_for(engine, "rollback")
+        def _end_read(conn: Any) -> None:
+            # A read-only transaction in good health is committed; the rollback that
+            # follows finds no transaction and leaves the prepared statements alone.
+            dbapi_conn = conn.connection.dbapi_connection
+            status = dbapi_conn.info.transaction_status
+            if dbapi_conn.read_only and status == TransactionStatus.INTRANS:
+                dbapi_conn.commit()
 
     return engine
 
@@ -232,10 +258,12 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.read = sessionmaker(engine, expire_on_commit=False, info={READ_ONLY: True})
-        self.write = sessionmaker(
-            engine.execution_options(ketapain_write=True), expire_on_commit=False
+        self.read = sessionmaker(
+            engine.execution_options(**{_READ: True}),
+            expire_on_commit=False,
+            info={READ_ONLY: True},
         )
+        self.write = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
 
     @classmethod
     def connect(cls, url: str) -> Database:

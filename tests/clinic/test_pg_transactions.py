@@ -1,0 +1,104 @@
+"""PostgreSQL transactions: reads are read-only and keep their prepared statements;
+every write transaction takes the writers' advisory lock once.
+
+psycopg prepares a statement on the server after it has run it 5 times on one
+connection, and drops every prepared statement at a ``ROLLBACK``; a read session's
+transaction therefore ends with ``COMMIT``, and is ``READ ONLY`` so that the commit
+can keep nothing by mistake. A transaction that failed still ends with ``ROLLBACK``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from ketapain.clinic.accounts import User
+from ketapain.clinic.audit import Actor
+from ketapain.clinic.audit_chain import append_links
+from ketapain.clinic.db import PG_WRITE_LOCK, Database
+from ketapain.clinic.registry import register_patient
+
+# Runs past psycopg's prepare threshold (5), on the one connection a sequential caller gets.
+RUNS = 8
+_PREPARED = text("SELECT count(*) FROM pg_prepared_statements")
+_USERS = select(User.username).order_by(User.username)
+
+
+pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements ``db`` sends while the block runs."""
+    sent: list[str] = []
+
+    def _record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", _record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _record)
+
+
+def test_a_read_session_cannot_write(db: Database) -> None:
+    with db.read() as session, pytest.raises(DBAPIError, match="read-only transaction"):
+        session.execute(text("UPDATE users SET active = active"))
+
+
+def test_a_write_session_and_a_plain_connection_can_write(db: Database) -> None:
+    with db.write() as session, session.begin():
+        session.execute(text("UPDATE users SET active = active"))
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE users SET active = active"))
+
+
+def test_reads_keep_their_prepared_statements(db: Database) -> None:
+    names = []
+    for _ in range(RUNS):
+        with db.read() as session:
+            names = list(session.scalars(_USERS))
+    with db.read() as session:
+        assert session.scalar(_PREPARED), "a read's ROLLBACK dropped the prepared statements"
+    assert "nurse" in names
+
+
+def test_a_failed_read_rolls_back_and_its_connection_serves_again(db: Database) -> None:
+    for _ in range(RUNS):
+        with db.read() as session:
+            session.scalars(_USERS).all()
+    with db.read() as session, pytest.raises(ProgrammingError):
+        session.execute(text("SELECT no_such_column FROM users"))
+    with db.read() as session:
+        assert "nurse" in session.scalars(_USERS).all()
+        # The ROLLBACK of the failed transaction dropped them; the reads prepare anew.
+        assert session.scalar(_PREPARED) == 0
+
+
+def _locks(sent: list[str]) -> int:
+    return sum(f"pg_advisory_xact_lock({PG_WRITE_LOCK})" in s for s in sent)
+
+
+def test_a_write_takes_the_writers_lock_once(db: Database, staff: dict[str, Actor]) -> None:
+    with statements(db) as sent:
+        register_patient(db, staff["front_desk"], mrn="PG-LOCK-1", family_name="Lock",
+                         given_name="Once", birth_date=date(1970, 1, 1), sex="female")  # fmt: skip
+    assert _locks(sent) == 1
+    assert any(s.startswith("INSERT INTO audit_entries") for s in sent)
+
+
+def test_a_chain_link_outside_a_write_session_takes_the_lock(db: Database) -> None:
+    row = {"time_utc": "2026-11-22T09:00:00.000000+00:00", "actor_id": None,
+           "actor_username": "system", "actor_role": "system", "action": "note",
+           "entity": "test", "entity_id": "1", "before": None, "after": None,
+           "detail": None}  # fmt: skip
+    with statements(db) as sent, db.engine.connect() as conn, conn.begin() as tx:
+        append_links(conn, [row])
+        tx.rollback()  # the entry itself was not inserted: leave the chain as it was
+    assert _locks(sent) == 1
