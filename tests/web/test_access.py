@@ -861,6 +861,7 @@ PAGE_CASES: list[Case] = [
     # The intake form is shown only to those who may register a patient.
     Case("GET", "/patients/new", (A.REGISTER_PATIENT,)),
     Case("GET", "/schedule", (A.READ_SCHEDULE,)),
+    Case("GET", "/questionnaires", (A.READ_CLINICAL,)),
     Case("GET", "/patients", (A.READ_SCHEDULE,)),
     Case("GET", "/patients/{patient_id}", (A.READ_SCHEDULE,)),
     Case("GET", "/patients/{patient_id}/plan", (A.PLAN,)),

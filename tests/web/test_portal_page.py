@@ -33,7 +33,9 @@ from ketapain.clinic.registry import register_patient
 from ketapain.clinic.treatment import create_course
 from ketapain.config import Settings
 from ketapain.web.app import create_app
+from ketapain.web.pages import auth as auth_pages
 from ketapain.web.pages._render import csrf_token
+from ketapain.web.pages.auth import HOME_REMINDERS
 
 from .test_pages import sign_in
 
@@ -188,6 +190,30 @@ def test_the_home_page_lists_alerts_and_questionnaires_due(db, app_client_factor
     assert "Pain, numeric rating scale" in home
     front = desk.get("/home").text
     assert "Questionnaire alerts" not in front and "Questionnaires due" not in front
+
+
+def _reminder_rows(html: str) -> list[str]:
+    return re.findall(r"<tr>\s*<td>(.*?)</tr>", html, re.S)
+
+
+def test_home_lists_the_most_overdue_questionnaires_and_a_page_lists_them_all(
+    app_client_factory, monkeypatch
+):
+    """The home page lists the first HOME_REMINDERS of the questionnaires due (overdue
+    first) with their total and a link to /questionnaires, which lists them all; the front
+    desk may not see that page."""
+    doc, desk, _ = app_client_factory
+    full = doc["staff"].get("/questionnaires")
+    assert full.status_code == 200
+    rows = _reminder_rows(full.text.split("<tbody>")[1])
+    assert len(rows) >= 2 and all("Doe, Jane" in r for r in rows)
+    home = doc["staff"].get("/home").text.split('id="pro-due-h"')[1].split("</section>")[0]
+    assert _reminder_rows(home) == rows[:HOME_REMINDERS]
+    monkeypatch.setattr(auth_pages, "HOME_REMINDERS", 1)
+    home = doc["staff"].get("/home").text.split('id="pro-due-h"')[1].split("</section>")[0]
+    assert _reminder_rows(home) == rows[:1]
+    assert f"The 1 most overdue of {len(rows)}" in home and 'href="/questionnaires"' in home
+    assert desk.get("/questionnaires").status_code == 403
 
 
 @pytest.fixture

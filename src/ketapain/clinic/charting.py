@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic._service import check_links, user_id
@@ -55,7 +55,6 @@ CHARTING_INTERVAL: Final = timedelta(minutes=15)
 CHARTING_INTERVAL_SOURCE: Final = GOLDBERG_2005
 
 # The statements of every charted value and every chair view, built once (records.current_of).
-_INFUSION: Final = select(Infusion).where(Infusion.id == bindparam("id"))
 _LAST_DISCHARGE_CHECK: Final = current_of(DischargeCheck, "infusion_id", "-checked_utc").limit(1)
 _BASELINE_SBP: Final = (
     current_of(VitalSigns, "infusion_id", "measured_utc")
@@ -74,7 +73,7 @@ def infusion_view(
     its discharge rules are read.
     """
     require(actor, Action.READ_CLINICAL)
-    inf = session.scalars(_INFUSION, {"id": infusion_id}).first()
+    inf = session.get(Infusion, infusion_id)  # a page that has read it reads it once
     if inf is None:
         raise RecordNotFoundError("infusion", infusion_id)
     if plan is None:

@@ -26,11 +26,10 @@ from ketapain.clinic.booking import (
     protocol_of,
 )
 from ketapain.clinic.courses import Course, course_status
-from ketapain.clinic.patients import Demographics
 from ketapain.clinic.permissions import Action, allowed, require
 from ketapain.clinic.rebooking import full_slots, outside_hours, seats, slot_starts
 from ketapain.clinic.records import get_or_raise
-from ketapain.clinic.registry import current_demographics, demographics_of
+from ketapain.clinic.registry import current_names, demographics_of
 from ketapain.config import Settings
 from ketapain.errors import ConflictError, InvalidValueError
 
@@ -51,20 +50,21 @@ _SEARCH_DAYS: Final = 60
 
 def booking_header(session: Session, course: Course) -> dict[str, Any]:
     """Who and what a booking is for: patient (name, id), course, protocol."""
-    return _header(course, demographics_of(session, course.patient_id))
+    demo = demographics_of(session, course.patient_id)
+    return _header(course, f"{demo.family_name}, {demo.given_name}")
 
 
 def booking_headers(session: Session, courses: Iterable[Course]) -> dict[uuid.UUID, dict[str, Any]]:
     """:func:`booking_header` of each course, by course id, in one statement."""
     courses = list(courses)
-    demo = current_demographics(session, {c.patient_id for c in courses})
-    return {c.id: _header(c, demo[c.patient_id]) for c in courses}
+    names = current_names(session, {c.patient_id for c in courses})
+    return {c.id: _header(c, names[c.patient_id]) for c in courses}
 
 
-def _header(course: Course, demo: Demographics) -> dict[str, Any]:
+def _header(course: Course, name: str) -> dict[str, Any]:
     return {
         "patient_id": str(course.patient_id),
-        "patient": f"{demo.family_name}, {demo.given_name}",
+        "patient": name,
         "course_id": str(course.id),
         "protocol": course.protocol,
     }

@@ -14,7 +14,7 @@ from ketapain.clinic.audit import reading
 from ketapain.clinic.charting import open_alarms
 from ketapain.clinic.db import utc_now
 from ketapain.clinic.demo import DEMO_PASSWORD, DEMO_USERS
-from ketapain.clinic.follow_up import PRO_SIGNALS, due_reminders
+from ketapain.clinic.follow_up import OVERDUE_LISTED_DAYS, PRO_SIGNALS, due_reminders
 from ketapain.clinic.schedule import schedule
 from ketapain.clinic.worklists import due_labs, pending_decisions, todays_chairs
 from ketapain.errors import AccessDeniedError, AuthenticationError, KetapainError
@@ -27,9 +27,13 @@ from ketapain.web.pages._render import (
     render,
 )
 
-__all__ = ["router"]
+__all__ = ["HOME_REMINDERS", "router"]
 
 router = APIRouter()
+
+# The questionnaires due that the home page lists (the most overdue); /questionnaires
+# lists them all. A page-length choice, not a clinical figure.
+HOME_REMINDERS: Final = 10
 
 # A random value in a cookie before sign-in; the login form carries its HMAC (login CSRF).
 _LOGIN_COOKIE: Final = "ketapain_login"
@@ -120,7 +124,9 @@ def home(request: Request, db: DbDep, me: PageUserDep) -> Response:
             alarms = open_alarms(session, actor)
             context["alarms"] = [a for a in alarms if a["signal"] not in PRO_SIGNALS]
             context["pro_alerts"] = [a for a in alarms if a["signal"] in PRO_SIGNALS]
-            context["reminders"] = due_reminders(session, actor, today=today, tz=me.tz)
+            reminders = due_reminders(session, actor, today=today, tz=me.tz)
+            context["reminders"] = reminders[:HOME_REMINDERS]
+            context["reminders_total"] = len(reminders)
         if me.may("decide"):
             context["decisions"] = pending_decisions(session, actor)
             context["labs"] = due_labs(session, actor, today=today)
@@ -129,6 +135,18 @@ def home(request: Request, db: DbDep, me: PageUserDep) -> Response:
                 session, actor, from_date=today, to_date=today + timedelta(days=6)
             )
     return render(request, "home.html", page_user=me, **context)
+
+
+@router.get("/questionnaires")
+def questionnaires(request: Request, db: DbDep, me: PageUserDep) -> Response:
+    """Every questionnaire due today or overdue, one row per course and questionnaire."""
+    today = utc_now().astimezone(me.tz).date()
+    with reading(db, me.user.actor()) as session:
+        reminders = due_reminders(session, me.user.actor(), today=today, tz=me.tz)
+    return render(
+        request, "questionnaires.html", page_user=me, reminders=reminders, today=today,
+        overdue_days=OVERDUE_LISTED_DAYS,
+    )  # fmt: skip
 
 
 @router.get("/schedule")
