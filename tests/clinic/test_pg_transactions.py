@@ -15,7 +15,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor
@@ -79,6 +79,19 @@ def test_a_failed_read_rolls_back_and_its_connection_serves_again(db: Database) 
         assert "nurse" in session.scalars(_USERS).all()
         # The ROLLBACK of the failed transaction dropped them; the reads prepare anew.
         assert session.scalar(_PREPARED) == 0
+
+
+def test_a_read_whose_connection_was_ended_gives_way_to_the_next(db: Database) -> None:
+    """The server ends a read's connection (a restart, an administrator): closing the
+    session reports it, and the next read gets a good connection."""
+    session = db.read()
+    pid = session.scalar(text("SELECT pg_backend_pid()"))
+    with db.engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    with pytest.raises(OperationalError):
+        session.close()
+    with db.read() as session:
+        assert "nurse" in session.scalars(_USERS).all()
 
 
 def _locks(sent: list[str]) -> int:

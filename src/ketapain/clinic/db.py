@@ -22,6 +22,7 @@ would never reuse a plan.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -239,16 +240,22 @@ def _postgresql_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
     if psycopg3:
+        import psycopg
         from psycopg.pq import TransactionStatus
 
         @event.listens_for(engine, "rollback")
         def _end_read(conn: Any) -> None:
             # A read-only transaction in good health is committed; the rollback that
             # follows finds no transaction and leaves the prepared statements alone.
+            if conn.closed or conn.invalidated:
+                return
             dbapi_conn = conn.connection.dbapi_connection
-            status = dbapi_conn.info.transaction_status
-            if dbapi_conn.read_only and status == TransactionStatus.INTRANS:
-                dbapi_conn.commit()
+            if dbapi_conn is None or not dbapi_conn.read_only:
+                return
+            if dbapi_conn.info.transaction_status == TransactionStatus.INTRANS:
+                # A lost connection: the rollback that follows finds it out.
+                with contextlib.suppress(psycopg.Error):
+                    dbapi_conn.commit()
 
     return engine
 
