@@ -228,20 +228,24 @@ def _postgresql_engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **_POOL)
     # psycopg 3 (the driver the README names) prepares a statement it has run 5 times.
     psycopg3 = engine.dialect.driver == "psycopg"
+    if psycopg3:
+        import psycopg
+        from psycopg.pq import TransactionStatus
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         options = conn.get_execution_options()
         if psycopg3:
             # Set before the transaction starts: psycopg sends BEGIN with the first
-            # statement (BEGIN READ ONLY, or BEGIN with the server's default).
-            conn.connection.dbapi_connection.read_only = True if options.get(_READ) else None
+            # statement (BEGIN READ ONLY, or BEGIN with the server's default). A lost
+            # connection is left as it is: its first statement reports it.
+            dbapi_conn = conn.connection.dbapi_connection
+            if dbapi_conn.info.transaction_status == TransactionStatus.IDLE:
+                dbapi_conn.read_only = True if options.get(_READ) else None
         if options.get(WRITE, False):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
     if psycopg3:
-        import psycopg
-        from psycopg.pq import TransactionStatus
 
         @event.listens_for(engine, "rollback")
         def _end_read(conn: Any) -> None:
