@@ -694,16 +694,11 @@ def test_lists_read_as_columns_equal_the_objects_json(db, staff, patient, infusi
     (current_json_of), equals the JSON of the current objects: corrections, retractions,
     an itemised score and a rescue drug named 'other' included, in the same order."""
     nurse = staff["nurse"]
+    during = {"patient_id": patient.id, "infusion_id": infusion.id}
 
     def vitals(minutes_ago, **values):
         row, _ = record_vitals(
-            db,
-            nurse,
-            DEFAULT_RULES,
-            patient_id=patient.id,
-            infusion_id=infusion.id,
-            measured_utc=_ago(minutes_ago),
-            **values,
+            db, nurse, DEFAULT_RULES, **during, measured_utc=_ago(minutes_ago), **values
         )
         return row
 
@@ -718,37 +713,16 @@ def test_lists_read_as_columns_equal_the_objects_json(db, staff, patient, infusi
     correct(first, "typed the wrong cuff", changes={"sbp_mmhg": 126})
     correct(vitals(20, hr_per_min=71), "another patient's", entered_in_error=True, changes={})
     record_score(
-        db,
-        nurse,
-        DEFAULT_RULES,
-        patient_id=patient.id,
-        infusion_id=infusion.id,
-        instrument="pain_nrs",
-        value=4,
-        measured_utc=_ago(30),
+        db, nurse, DEFAULT_RULES, **during, instrument="pain_nrs", value=4, measured_utc=_ago(30)
     )
     _score(db, staff, patient, infusion, "aldrete", ALDRETE_10, minutes_ago=10)
     for row in (
-        SideEffect(
-            patient_id=patient.id,
-            infusion_id=infusion.id,
-            observed_utc=_ago(25),
-            effect="nausea",
-            severity="mild",
-            note=None,
+        SideEffect(**during, observed_utc=_ago(25), effect="nausea", severity="mild", note=None),
+        RescueMedication(
+            **during, given_utc=_ago(24), drug="ondansetron", dose_mg=4, route="iv", reason="nausea"
         ),
         RescueMedication(
-            patient_id=patient.id,
-            infusion_id=infusion.id,
-            given_utc=_ago(24),
-            drug="ondansetron",
-            dose_mg=4,
-            route="iv",
-            reason="nausea",
-        ),
-        RescueMedication(
-            patient_id=patient.id,
-            infusion_id=infusion.id,
+            **during,
             given_utc=_ago(23),
             drug="other",
             drug_name="dimenhydrinate",

@@ -46,6 +46,13 @@ VITAL_RANGES: Final = {
 RESCUE_DRUGS: Final = ("midazolam", "ondansetron", "clonidine", "other")
 
 
+def _json_columns(copied: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns an observation's JSON is made of (its ``json_of`` reads them, and a
+    list reads them alone): its id and what a correction copies, but the patient (the
+    lists are of one infusion)."""
+    return ("id", *(name for name in copied if name != "patient_id"))
+
+
 class VitalSigns(Correctable):
     """One set of vital signs; any subset may be measured."""
 
@@ -57,6 +64,7 @@ class VitalSigns(Correctable):
         *VITAL_RANGES,
         "on_oxygen",
     )
+    __json_columns__: ClassVar = _json_columns(__copy_on_correct__)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     infusion_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -83,9 +91,6 @@ class VitalSigns(Correctable):
             and self.dbp_mmhg >= self.sbp_mmhg
         ):
             raise InvalidValueError("dbp_mmhg", "below sbp_mmhg", self.dbp_mmhg)
-
-    # The columns of its JSON: a list of them is read as these columns only (json_of).
-    __json_columns__: ClassVar = ("id", "infusion_id", "measured_utc", *VITAL_RANGES, "on_oxygen")
 
     @staticmethod
     def json_of(row: Any) -> dict[str, Any]:
@@ -116,6 +121,7 @@ class Score(Correctable):
         "value",
         "items",
     )
+    __json_columns__: ClassVar = _json_columns(__copy_on_correct__)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     infusion_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -146,15 +152,6 @@ class Score(Correctable):
         if self.value is None:
             raise InvalidValueError("value", f"a {inst.low} to {inst.high} score", None)
         inst.check(self.value)
-
-    __json_columns__: ClassVar = (
-        "id",
-        "infusion_id",
-        "measured_utc",
-        "instrument",
-        "value",
-        "items",
-    )
 
     @staticmethod
     def json_of(row: Any) -> dict[str, Any]:
@@ -197,6 +194,7 @@ class SideEffect(Correctable):
         "severity",
         "note",
     )
+    __json_columns__: ClassVar = _json_columns(__copy_on_correct__)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     infusion_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -212,8 +210,6 @@ class SideEffect(Correctable):
             raise InvalidValueError("effect", "a non-empty text", self.effect)
         if self.severity not in set(Severity):
             raise InvalidValueError("severity", f"one of {', '.join(Severity)}", self.severity)
-
-    __json_columns__: ClassVar = ("id", "infusion_id", "observed_utc", "effect", "severity", "note")
 
     @staticmethod
     def json_of(row: Any) -> dict[str, Any]:
@@ -246,6 +242,7 @@ class RescueMedication(Correctable):
         "route",
         "reason",
     )
+    __json_columns__: ClassVar = _json_columns(__copy_on_correct__)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     infusion_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -271,17 +268,6 @@ class RescueMedication(Correctable):
             raise InvalidValueError("route", "one of iv, im, po, sl, sc, in", self.route)
         if not self.reason or not self.reason.strip():
             raise InvalidValueError("reason", "why it was given", self.reason)
-
-    __json_columns__: ClassVar = (
-        "id",
-        "infusion_id",
-        "given_utc",
-        "drug",
-        "drug_name",
-        "dose_mg",
-        "route",
-        "reason",
-    )
 
     @staticmethod
     def json_of(row: Any) -> dict[str, Any]:
