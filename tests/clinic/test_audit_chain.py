@@ -460,11 +460,11 @@ def test_verify_during_a_concurrent_commit_sees_one_snapshot(
             writer.start()
             writer.join()
 
-    event.listen(db.engine, "before_cursor_execute", commit_between)
+    event.listen(db.read_engine, "before_cursor_execute", commit_between)
     try:
         result = _verify(db)
     finally:
-        event.remove(db.engine, "before_cursor_execute", commit_between)
+        event.remove(db.read_engine, "before_cursor_execute", commit_between)
     assert fired.is_set()
     assert result.intact, result.as_dict()
     assert _verify(db).intact

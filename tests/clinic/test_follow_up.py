@@ -374,12 +374,12 @@ def test_reminders_read_in_a_fixed_number_of_statements(db, staff, patient, cour
         def listen(*args):
             seen.append(args[2])
 
-        event.listen(db.engine, "before_cursor_execute", listen)
+        event.listen(db.read_engine, "before_cursor_execute", listen)
         try:
             with db.session() as s:
                 rows = due_reminders(s, staff["nurse"], today=MONDAY + timedelta(2))
         finally:
-            event.remove(db.engine, "before_cursor_execute", listen)
+            event.remove(db.read_engine, "before_cursor_execute", listen)
         assert rows
         return len(seen)
 

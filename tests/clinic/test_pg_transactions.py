@@ -1,10 +1,9 @@
-"""PostgreSQL transactions: reads are read-only and keep their prepared statements;
-every write transaction takes the writers' advisory lock once.
+"""PostgreSQL transactions: reads run on read-only connections in autocommit and keep
+their prepared statements; every write transaction takes the writers' advisory lock once.
 
 psycopg prepares a statement on the server after it has run it 5 times on one
-connection, and drops every prepared statement at a ``ROLLBACK``; a read session's
-transaction therefore ends with ``COMMIT``, and is ``READ ONLY`` so that the commit
-can keep nothing by mistake. A transaction that failed still ends with ``ROLLBACK``.
+connection, and drops every prepared statement at a ``ROLLBACK``; a read has no
+transaction to end, so it keeps them, and its connection refuses a write.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor
@@ -69,7 +68,20 @@ def test_reads_keep_their_prepared_statements(db: Database) -> None:
     assert "nurse" in names
 
 
-def test_a_failed_read_rolls_back_and_its_connection_serves_again(db: Database) -> None:
+def test_a_read_has_no_transaction(db: Database) -> None:
+    """Each statement of a read is a transaction of its own (no BEGIN, no COMMIT): it
+    starts when the statement does."""
+    with db.read() as session:
+        session.scalars(_USERS).all()
+        alone = session.scalar(text("SELECT now() = statement_timestamp()"))
+    with db.write() as session, session.begin():
+        session.scalars(_USERS).all()
+        within = session.scalar(text("SELECT now() = statement_timestamp()"))
+    assert alone is True
+    assert within is False
+
+
+def test_a_failed_read_leaves_its_connection_serving(db: Database) -> None:
     for _ in range(RUNS):
         with db.read() as session:
             session.scalars(_USERS).all()
@@ -77,21 +89,20 @@ def test_a_failed_read_rolls_back_and_its_connection_serves_again(db: Database) 
         session.execute(text("SELECT no_such_column FROM users"))
     with db.read() as session:
         assert "nurse" in session.scalars(_USERS).all()
-        # The ROLLBACK of the failed transaction dropped them; the reads prepare anew.
-        assert session.scalar(_PREPARED) == 0
+        # No ROLLBACK followed the failure: the prepared statements are still there.
+        assert session.scalar(_PREPARED)
 
 
 def test_a_read_whose_connection_was_ended_gives_way_to_the_next(db: Database) -> None:
-    """The server ends a read's connection (a restart, an administrator): closing the
-    session reports it, and the next read gets a good connection."""
-    session = db.read()
-    pid = session.scalar(text("SELECT pg_backend_pid()"))
+    """The server ends a pooled read connection (a restart, an administrator): the next
+    read is served on a new one."""
+    with db.read() as session:
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
     with db.engine.connect() as other:
         other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    with pytest.raises(OperationalError):
-        session.close()
     with db.read() as session:
         assert "nurse" in session.scalars(_USERS).all()
+        assert session.scalar(text("SELECT pg_backend_pid()")) != pid
 
 
 def _locks(sent: list[str]) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from ketapain.clinic._service import add_row
 from ketapain.clinic.courses import (
@@ -17,6 +17,7 @@ from ketapain.clinic.courses import (
     Decision,
     OralPrescription,
     course_view,
+    current_plans,
 )
 from ketapain.clinic.patients import BodyMeasurement, Diagnosis, HistoryItem, LabResult
 from ketapain.clinic.permissions import Action
@@ -194,6 +195,38 @@ def test_replan_appends_version_2_and_keeps_version_1(db, staff, course):
     assert plans[0].plan["bag"]["conc_mg_per_ml"] == pytest.approx(1.0)
     assert plans[0].reason is None
     assert plans[1].inputs["bag_ml"] == 250  # kept from version 1
+
+
+def test_lists_read_each_plan_row_once_and_see_a_new_version(db, staff, course):
+    """The lists' plans (current_plans) are decoded once per plan row: a second read sends
+    only the statement of the rows' ids; a replan is a new row, read at once."""
+    sent = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        if "course_plans" in statement:
+            sent.append(statement)
+
+    def plans():
+        event.listen(db.read_engine, "before_cursor_execute", seen)
+        try:
+            with db.session() as s:
+                return current_plans(s, [course.id])[course.id]
+        finally:
+            event.remove(db.read_engine, "before_cursor_execute", seen)
+
+    first = plans()
+    sent.clear()
+    assert plans() is first
+    assert len(sent) == 1
+    assert "course_plans.plan" not in sent[0]
+    replan(db, staff["physician"], course.id, reason="2 mg/mL bag", bag_mg=500)
+    sent.clear()
+    latest = plans()
+    assert len(sent) == 2
+    assert (first["bag"]["conc_mg_per_ml"], latest["bag"]["conc_mg_per_ml"]) == (
+        pytest.approx(1.0),
+        pytest.approx(2.0),
+    )
 
 
 def test_replan_moves_the_start_date_and_keeps_the_bag(db, staff, course):

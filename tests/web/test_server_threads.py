@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 import anyio.to_thread
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from ketapain.clinic.db import Database
 from ketapain.config import Settings
 from ketapain.errors import InvalidValueError
-from ketapain.web.app import create_app
+from ketapain.web.app import SERVING_GC_THRESHOLDS, create_app
 
 
 @pytest.mark.parametrize("value", ["0", "33", "four"])
@@ -40,3 +42,24 @@ def test_the_app_runs_its_routes_on_that_many_threads() -> None:
         assert anyio.run(started) == 3
     finally:
         db.dispose()
+
+
+def test_a_serving_process_freezes_its_start_up_objects_and_thaws_them_after() -> None:
+    """While the application serves, what its start-up left alive is out of the
+    collector's walks and the first generation is larger; at shutdown both are undone."""
+    settings = Settings(database_url="sqlite://")
+    db = Database.connect(settings.database_url)
+    app = create_app(settings, db=db)
+    before = gc.get_threshold()
+
+    async def serving() -> tuple[int, tuple[int, int, int]]:
+        async with app.router.lifespan_context(app):
+            return gc.get_freeze_count(), gc.get_threshold()
+
+    try:
+        frozen, thresholds = anyio.run(serving)
+    finally:
+        db.dispose()
+    assert frozen > 1000
+    assert thresholds == SERVING_GC_THRESHOLDS
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)

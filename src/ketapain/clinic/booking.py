@@ -336,7 +336,7 @@ def _build(
     for c in courses:
         rows = _course_rows(
             c,
-            plans[c.id].plan,
+            plans[c.id],
             changes[c.id],
             given[c.id],
             by_course[c.id],

@@ -8,7 +8,9 @@ course early.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Collection
 from datetime import date
 from enum import StrEnum
@@ -269,18 +271,20 @@ def current_discharge_rules(session: Session, course_id: uuid.UUID) -> dict[str,
 
 def current_plans(
     session: Session, course_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, CoursePlan]:
-    """The latest plan of each course in ``course_ids``, in one statement (for lists).
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The latest plan (the ``ketapain plan`` JSON) of each course in ``course_ids``, for
+    lists.
 
     A read session keeps the plans it has read for the rest of its transaction (a page
-    that shows the day's chairs and the questionnaires due reads them once).
+    that shows the day's chairs and the questionnaires due reads them once). The plans
+    are shared: read them, never change them.
     """
     if session.info.get(READ_ONLY):
         tx = session.get_transaction()
         kept = session.info.get(_PLANS_READ)
         if kept is None or kept[0] is not tx:
             kept = session.info[_PLANS_READ] = (tx, {})
-        memo: dict[uuid.UUID, CoursePlan] = kept[1]
+        memo: dict[uuid.UUID, dict[str, Any]] = kept[1]
         missing = [i for i in course_ids if i not in memo]
         if missing:
             memo |= _read_plans(session, missing)
@@ -288,7 +292,40 @@ def current_plans(
     return _read_plans(session, course_ids)
 
 
-def _read_plans(session: Session, course_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, CoursePlan]:
+class _PlanRows:
+    """The plans decoded, by the id of their row, for the life of the process (the least
+    recently used dropped past ``size``). A plan row is a record, never edited: a change
+    of plan is a new row, so what a row holds never goes stale."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._rows: OrderedDict[uuid.UUID, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, row_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        with self._lock:
+            found = {i: self._rows[i] for i in row_ids if i in self._rows}
+            for i in found:
+                self._rows.move_to_end(i)
+        return found
+
+    def put(self, rows: dict[uuid.UUID, dict[str, Any]]) -> None:
+        with self._lock:
+            self._rows.update(rows)
+            while len(self._rows) > self._size:
+                self._rows.popitem(last=False)
+
+
+# A plan is about 4 kB of JSON, 17 kB decoded (tracemalloc, a bench/clinic_load.py plan):
+# 2,000 plans, some 35 MB per server process at most, hold every active course of a
+# large clinic.
+PLAN_ROWS_KEPT: Final = 2_000
+_PLAN_ROWS: Final = _PlanRows(PLAN_ROWS_KEPT)
+
+
+def _read_plans(
+    session: Session, course_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
     if not course_ids:
         return {}
     latest = (
@@ -297,16 +334,25 @@ def _read_plans(session: Session, course_ids: Collection[uuid.UUID]) -> dict[uui
         .group_by(CoursePlan.course_id)
         .subquery()
     )
-    rows = session.scalars(
-        select(CoursePlan).join(
+    rows = session.execute(
+        select(CoursePlan.id, CoursePlan.course_id).join(
             latest,
             and_(
                 CoursePlan.course_id == latest.c.course_id,
                 CoursePlan.version == latest.c.version,
             ),
         )
-    )
-    return {p.course_id: p for p in rows}
+    ).all()
+    plans = _PLAN_ROWS.get([row_id for row_id, _ in rows])
+    missing = [row_id for row_id, _ in rows if row_id not in plans]
+    if missing:
+        found = session.execute(
+            select(CoursePlan.id, CoursePlan.plan).where(CoursePlan.id.in_(missing))
+        )
+        read: dict[uuid.UUID, dict[str, Any]] = dict(found.all())
+        _PLAN_ROWS.put(read)
+        plans |= read
+    return {course_id: plans[row_id] for row_id, course_id in rows}
 
 
 def course_status(session: Session, course_id: uuid.UUID) -> tuple[CourseStatus, int]:

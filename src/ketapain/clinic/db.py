@@ -9,10 +9,10 @@ writer within 2 ms of a commit: SQLite's own busy handler polls with sleeps of u
 PostgreSQL is selected by its URL; its write transactions queue the
 same way on a transaction-scoped advisory lock, so that the audit trail's hash chain
 (:mod:`ketapain.clinic.audit_chain`) grows one link at a time and a check-then-write
-(an infusion's version) cannot interleave with another writer's. Its read sessions run
-``READ ONLY`` transactions, ended with ``COMMIT`` (nothing to undo): psycopg drops the
-statements it has prepared on the server at every ``ROLLBACK``, and a read that ended so
-would never reuse a plan.
+(an infusion's version) cannot interleave with another writer's. Its read sessions have
+a pool of their own, of read-only connections in autocommit: no ``BEGIN`` and no
+``COMMIT`` around a read, a write refused at once, and the statements psycopg has
+prepared on the server kept (it drops them at every ``ROLLBACK``).
 
 >>> db = Database.connect("sqlite://")
 >>> with db.engine.connect() as conn:
@@ -22,7 +22,6 @@ would never reuse a plan.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -61,9 +60,8 @@ _BUSY_TIMEOUT_MS: Final = 30_000
 # session.info key: set on every session of Database.read (never used to write), so that
 # a reader may keep what it has read for the rest of its transaction.
 READ_ONLY: Final = "ketapain_read_only"
-# Execution options of the connections of Database.write and Database.read.
+# The execution option of the connections of Database.write.
 WRITE: Final = "ketapain_write"
-_READ: Final = "ketapain_read"
 
 # The key, in a pooled connection's info, that says it holds the writer gate.
 _GATED: Final = "ketapain_writer_gate"
@@ -225,41 +223,37 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def _postgresql_engine(url: str) -> Engine:
+    """The engine of the writes (and of migrations, backups and the audit check)."""
     engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **_POOL)
-    # psycopg 3 (the driver the README names) prepares a statement it has run 5 times.
-    psycopg3 = engine.dialect.driver == "psycopg"
-    if psycopg3:
-        import psycopg
-        from psycopg.pq import TransactionStatus
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        options = conn.get_execution_options()
-        if psycopg3:
-            # Set before the transaction starts: psycopg sends BEGIN with the first
-            # statement (BEGIN READ ONLY, or BEGIN with the server's default). A lost
-            # connection is left as it is: its first statement reports it.
-            dbapi_conn = conn.connection.dbapi_connection
-            if dbapi_conn.info.transaction_status == TransactionStatus.IDLE:
-                dbapi_conn.read_only = True if options.get(_READ) else None
-        if options.get(WRITE, False):
+        if conn.get_execution_options().get(WRITE, False):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
-    if psycopg3:
+    return engine
 
-        @event.listens_for(engine, "rollback")
-        def _end_read(conn: Any) -> None:
-            # A read-only transaction in good health is committed; the rollback that
-            # follows finds no transaction and leaves the prepared statements alone.
-            if conn.closed or conn.invalidated:
-                return
-            dbapi_conn = conn.connection.dbapi_connection
-            if dbapi_conn is None or not dbapi_conn.read_only:
-                return
-            if dbapi_conn.info.transaction_status == TransactionStatus.INTRANS:
-                # A lost connection: the rollback that follows finds it out.
-                with contextlib.suppress(psycopg.Error):
-                    dbapi_conn.commit()
+
+def _postgresql_read_engine(url: str) -> Engine:
+    """The engine of the reads: its own pool of connections in autocommit whose every
+    statement the server runs read-only.
+
+    Under READ COMMITTED, PostgreSQL's default, each statement of a transaction sees the
+    rows committed when it starts, so a read gains nothing from a transaction but its
+    ``BEGIN`` and its ``COMMIT``: two round trips of a read session's few. A read-only
+    connection (``default_transaction_read_only``) refuses a write at once, and a read
+    never ends with ``ROLLBACK``, at which psycopg drops the statements it prepared.
+    """
+    engine = create_engine(
+        url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, hide_parameters=True, **_POOL
+    )
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        dbapi_conn.execute("SET default_transaction_read_only = on")
+        dbapi_conn.autocommit = autocommit
 
     return engine
 
@@ -267,13 +261,11 @@ def _postgresql_engine(url: str) -> Engine:
 class Database:
     """An engine and the session factories for reading and for writing."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
         self.engine = engine
-        self.read = sessionmaker(
-            engine.execution_options(**{_READ: True}),
-            expire_on_commit=False,
-            info={READ_ONLY: True},
-        )
+        # SQLite: the reads' connections are the writes'; a read is a deferred transaction.
+        self.read_engine = engine if read_engine is None else read_engine
+        self.read = sessionmaker(self.read_engine, expire_on_commit=False, info={READ_ONLY: True})
         self.write = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
 
     @classmethod
@@ -282,7 +274,7 @@ class Database:
         if url.startswith("sqlite"):
             return cls(_sqlite_engine(url))
         if url.startswith("postgresql"):
-            return cls(_postgresql_engine(url))
+            return cls(_postgresql_engine(url), _postgresql_read_engine(url))
         raise InvalidValueError("database_url", "an sqlite:/// or postgresql+psycopg:// URL", url)
 
     def session(self) -> Session:
@@ -292,3 +284,5 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -170,7 +170,7 @@ def _followed(
         if status is CourseStatus.CANCELLED:
             continue
         stopped = when if status is CourseStatus.STOPPED_EARLY else None
-        dates = _series_dates(plans[course.id].plan, stopped)
+        dates = _series_dates(plans[course.id], stopped)
         if dates is None:
             continue
         items = _schedule(dates[0], dates[1], diary_weeks, weekly)

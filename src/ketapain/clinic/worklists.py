@@ -100,7 +100,7 @@ def pending_decisions(session: Session, actor: Actor) -> list[dict[str, Any]]:
     headers = booking_headers(session, courses)
     out = []
     for course in courses:
-        for dp in plans[course.id].plan["decision_points"]:
+        for dp in plans[course.id]["decision_points"]:
             n = dp["after_session"]
             if (course.id, n) in signed:
                 continue
@@ -144,7 +144,7 @@ def due_labs(session: Session, actor: Actor, *, today: date | None = None) -> li
     latest = _latest_labs(session, {c.patient_id for c in courses})
     out = []
     for course in courses:
-        plan = plans[course.id].plan
+        plan = plans[course.id]
         workups = [f for f in plan["findings"] if f["code"].startswith("workup_")]
         if not workups or not plan["sessions"]:
             continue
