@@ -20,9 +20,10 @@ from ketapain.clinic.charting import (
     record_score,
     record_vitals,
 )
+from ketapain.clinic.checklist import checklist_status
 from ketapain.clinic.courses import course_view, current_discharge_rules, current_plan
 from ketapain.clinic.db import utc_now
-from ketapain.clinic.infusions import InfusionEvent
+from ketapain.clinic.infusions import Infusion, InfusionEvent
 from ketapain.clinic.observations import (
     DischargeCheck,
     RescueMedication,
@@ -772,3 +773,43 @@ def test_the_discharge_rules_read_alone_are_the_plans(db, staff, course):
         assert rules is not None and rules["observation_min"] > 0
         with pytest.raises(InvalidValueError, match="course"):
             current_discharge_rules(s, uuid.uuid4())
+
+
+def test_the_chairs_checklist_from_the_view_equals_the_one_read(db, staff, course, make_ready):
+    """The chair page finds the baselines in the infusion view it has read; the pump start
+    reads them: both give the same checklist, before and after the start."""
+    row = hang_infusion(
+        db, staff["nurse"], course.id, session_number=1, bag_mg=250, bag_ml=250, lot="KET-2"
+    )
+
+    def both() -> tuple[dict, dict]:
+        with db.session() as s:
+            inf = s.get(Infusion, row.id)
+            view = infusion_view(s, staff["nurse"], row.id)
+            alone = checklist_status(s, inf).as_dict()
+            return alone, checklist_status(s, inf, view=view).as_dict()
+
+    def baseline_nrs() -> Score:
+        with db.session() as s:
+            return s.scalars(current_of(Score, "infusion_id", "measured_utc"),
+                             {"infusion_id": row.id}).first()  # fmt: skip
+
+    seen = []
+    steps = ("hung", "ready", "started", "an NRS after the start", "the baseline NRS retracted")
+    for step in steps:
+        if step == "ready":
+            make_ready(row.id, row.patient_id, at=_ago(120))
+        elif step == "started":
+            _start(db, staff, row, minutes_ago=90)
+        elif step == "an NRS after the start":
+            record_score(db, staff["nurse"], DEFAULT_RULES, patient_id=row.patient_id,
+                         infusion_id=row.id, instrument="pain_nrs", value=3)  # fmt: skip
+        elif step == "the baseline NRS retracted":
+            correct_row(db, staff["nurse"], Action.CHART, Score, baseline_nrs().id, kind="score",
+                        reason="charted for another patient", entered_in_error=True,
+                        changes={})  # fmt: skip
+        alone, from_view = both()
+        assert from_view == alone, step
+        seen.append((alone["baseline_vitals"], alone["baseline_nrs"], alone["complete"]))
+    # Hung: nothing charted; an NRS charted after the start is not a baseline.
+    assert seen == [(False, False, False), *[(True, True, True)] * 3, (True, False, False)]

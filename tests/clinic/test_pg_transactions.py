@@ -1,5 +1,7 @@
 """PostgreSQL transactions: reads run on read-only connections in autocommit and keep
-their prepared statements; every write transaction takes the writers' advisory lock once.
+their prepared statements; every write transaction takes the writers' advisory lock once,
+in the round trip of its ``BEGIN``; a pooled connection the server has ended is replaced
+without a ping on every checkout.
 
 psycopg prepares a statement on the server after it has run it 5 times on one
 connection, and drops every prepared statement at a ``ROLLBACK``; a read has no
@@ -8,13 +10,16 @@ transaction to end, so it keeps them, and its connection refuses a write.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.pool import NullPool
 
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor
@@ -32,18 +37,31 @@ pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 
 
 @contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements ``db`` sends while the block runs."""
+def statements_on(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` sends while the block runs, pings included."""
     sent: list[str] = []
 
     def _record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
         sent.append(statement)
 
-    event.listen(db.engine, "before_cursor_execute", _record)
+    ping = engine.dialect.do_ping
+
+    def _ping(dbapi_conn: object) -> bool:
+        sent.append("<ping>")
+        return ping(dbapi_conn)
+
+    event.listen(engine, "before_cursor_execute", _record)
+    engine.dialect.do_ping = _ping  # type: ignore[method-assign]
     try:
         yield sent
     finally:
-        event.remove(db.engine, "before_cursor_execute", _record)
+        event.remove(engine, "before_cursor_execute", _record)
+        del engine.dialect.do_ping
+
+
+def statements(db: Database) -> Iterator[Any]:
+    """The SQL statements the write engine of ``db`` sends while the block runs."""
+    return statements_on(db.engine)
 
 
 def test_a_read_session_cannot_write(db: Database) -> None:
@@ -93,16 +111,68 @@ def test_a_failed_read_leaves_its_connection_serving(db: Database) -> None:
         assert session.scalar(_PREPARED)
 
 
+def _end_backend(db: Database, pid: int) -> None:
+    """End the server process of a pooled connection, and wait until it has exited."""
+    outside = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with outside.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        deadline = time.monotonic() + 10
+        while other.scalar(alive, {"pid": pid}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    outside.dispose()
+
+
 def test_a_read_whose_connection_was_ended_gives_way_to_the_next(db: Database) -> None:
     """The server ends a pooled read connection (a restart, an administrator): the next
     read is served on a new one."""
     with db.read() as session:
         pid = session.scalar(text("SELECT pg_backend_pid()"))
-    with db.engine.connect() as other:
-        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    _end_backend(db, pid)
     with db.read() as session:
         assert "nurse" in session.scalars(_USERS).all()
         assert session.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def test_a_write_whose_connection_was_ended_gives_way_to_the_next(
+    db: Database, staff: dict[str, Actor]
+) -> None:
+    with db.write() as session, session.begin():
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+    _end_backend(db, pid)
+    register_patient(db, staff["front_desk"], mrn="PG-ENDED-1", family_name="Ended",
+                     given_name="Write", birth_date=date(1970, 1, 1), sex="female")  # fmt: skip
+    with db.write() as session, session.begin():
+        assert session.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def test_an_idle_connection_is_not_pinged(db: Database) -> None:
+    """A connection leaves the pool without a round trip: only the statements run."""
+    for _ in range(2):
+        with db.read() as session:
+            session.scalars(_USERS).all()
+    with statements_on(db.read_engine) as sent, db.read() as session:
+        session.scalars(_USERS).all()
+    assert len(sent) == 1
+
+
+def test_a_write_begins_with_its_lock_in_one_statement(db: Database) -> None:
+    with statements(db) as sent, db.write() as session, session.begin():
+        session.scalars(_USERS).all()
+        within = session.scalar(text("SELECT now() = statement_timestamp()"))
+    assert sent[0] == f"BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"
+    assert within is False  # a transaction: it began before this statement
+
+
+def test_a_failed_write_ends_its_transaction_and_frees_the_lock(db: Database) -> None:
+    with pytest.raises(ProgrammingError), db.write() as session, session.begin():
+        session.execute(text("SELECT no_such_column FROM users"))
+    with db.engine.connect() as other:
+        free = other.scalar(text(f"SELECT pg_try_advisory_lock({PG_WRITE_LOCK})"))
+        other.execute(text(f"SELECT pg_advisory_unlock({PG_WRITE_LOCK})"))
+    assert free is True
+    with db.write() as session, session.begin():
+        assert "nurse" in session.scalars(_USERS).all()
 
 
 def _locks(sent: list[str]) -> int:

@@ -155,26 +155,50 @@ _BASELINE_VITALS: Final = _baseline_query(VitalSigns, VitalSigns.sbp_mmhg.is_not
 _BASELINE_NRS: Final = _baseline_query(Score, Score.instrument == "pain_nrs")
 
 
+def _charted_in(view: dict[str, Any]) -> tuple[bool, bool]:
+    """The baselines from an infusion view (:func:`ketapain.clinic.charting.infusion_view`):
+    its current vital signs and scores, charted before the pump's start if it has started,
+    as the baseline statements select them."""
+    start = next((e["time_utc"] for e in view["events"] if e["kind"] == EventKind.START), None)
+    limit = None if start is None else datetime.fromisoformat(start)
+
+    def before(row: dict[str, Any]) -> bool:
+        return limit is None or datetime.fromisoformat(row["measured_utc"]) <= limit
+
+    vitals = any(v["sbp_mmhg"] is not None and before(v) for v in view["vitals"])
+    nrs = any(s["instrument"] == "pain_nrs" and before(s) for s in view["scores"])
+    return vitals, nrs
+
+
 def checklist_status(
-    session: Session, infusion: Infusion, *, plan: dict[str, Any] | None = None
+    session: Session,
+    infusion: Infusion,
+    *,
+    plan: dict[str, Any] | None = None,
+    view: dict[str, Any] | None = None,
 ) -> ChecklistStatus:
     """The checklist of ``infusion``: confirmations, premedication and baselines.
 
-    ``plan`` is the course's current plan when the caller has read it already.
+    ``plan`` is the course's current plan, and ``view`` the infusion's view, when the
+    caller has read them already (the chair page): the baselines are then found in the
+    view's observations instead of read again.
     """
     row = session.scalars(_LAST_CHECK, {"infusion_id": infusion.id}).first()
     if plan is None:
         plan = current_plan(session, infusion.course_id).plan
     premed = tuple(p for p in plan.get("premedication", []) if not p["prn"])
-    start = _before_start(session, infusion.id)
+    if view is not None:
+        vitals, nrs = _charted_in(view)
+    else:
+        start = _before_start(session, infusion.id)
 
-    def charted(queries: tuple[Select[Any], Select[Any]]) -> bool:
-        anytime, before = queries
-        params = {"infusion_id": infusion.id, "start": start}
-        return session.scalars(anytime if start is None else before, params).first() is not None
+        def charted(queries: tuple[Select[Any], Select[Any]]) -> bool:
+            anytime, before = queries
+            params = {"infusion_id": infusion.id, "start": start}
+            return session.scalars(anytime if start is None else before, params).first() is not None
 
-    vitals = charted(_BASELINE_VITALS)
-    nrs = charted(_BASELINE_NRS)
+        vitals = charted(_BASELINE_VITALS)
+        nrs = charted(_BASELINE_NRS)
     missing = [
         f"Not confirmed: {text}."
         for name, text in CONFIRMATIONS.items()

@@ -12,7 +12,10 @@ same way on a transaction-scoped advisory lock, so that the audit trail's hash c
 (an infusion's version) cannot interleave with another writer's. Its read sessions have
 a pool of their own, of read-only connections in autocommit: no ``BEGIN`` and no
 ``COMMIT`` around a read, a write refused at once, and the statements psycopg has
-prepared on the server kept (it drops them at every ``ROLLBACK``).
+prepared on the server kept (it drops them at every ``ROLLBACK``). A write transaction
+sends its ``BEGIN`` with the lock, in one round trip, and a connection leaving a pool is
+checked by polling its socket, not pinged: one the server has ended (a restart) is
+replaced. A request so spends its round trips on its own statements.
 
 >>> db = Database.connect("sqlite://")
 >>> with db.engine.connect() as conn:
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 import uuid
@@ -37,6 +41,7 @@ try:
 except ImportError:  # Windows: the gate serialises the writers of one process only
     fcntl = None  # type: ignore[assignment]
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -222,14 +227,54 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+_poll = getattr(select, "poll", None)
+
+
+def _closed_by_server(dbapi_conn: Any) -> bool:
+    """Whether the server has closed (or written to) an idle pooled connection.
+
+    An idle connection has nothing to read: the server writes to it unasked only to end it
+    (a restart, ``pg_terminate_backend``, its own exit), and the socket then turns
+    readable. Polling the socket costs no round trip, where a ping (``pool_pre_ping``) costs
+    one at every checkout: a request checks out two or three connections.
+    """
+    fd = dbapi_conn.fileno()
+    if _poll is None:  # Windows: no poll(2); select() takes sockets there
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = _poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _discard_closed(engine: Engine) -> None:
+    """Check each connection as it leaves the pool: one the server has closed, or written
+    to, is pinged, and replaced by a new one when the ping fails (after a restart, every
+    pooled connection, one checkout each)."""
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if _closed_by_server(dbapi_conn):
+            try:
+                alive = engine.dialect.do_ping(dbapi_conn)
+            except Exception:
+                alive = False
+            if not alive:
+                raise DisconnectionError("the server closed this pooled connection")
+
+
 def _postgresql_engine(url: str) -> Engine:
     """The engine of the writes (and of migrations, backups and the audit check)."""
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **_POOL)
+    engine = create_engine(url, hide_parameters=True, **_POOL)
+    _discard_closed(engine)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         if conn.get_execution_options().get(WRITE, False):
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+            # A write session's connection is in autocommit (Database.write): its BEGIN
+            # goes with the lock, in one round trip, where psycopg would send it alone.
+            raw = conn.connection.dbapi_connection
+            begin = "BEGIN; " if raw.autocommit else ""
+            conn.exec_driver_sql(f"{begin}SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
     return engine
 
@@ -244,9 +289,8 @@ def _postgresql_read_engine(url: str) -> Engine:
     connection (``default_transaction_read_only``) refuses a write at once, and a read
     never ends with ``ROLLBACK``, at which psycopg drops the statements it prepared.
     """
-    engine = create_engine(
-        url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, hide_parameters=True, **_POOL
-    )
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", hide_parameters=True, **_POOL)
+    _discard_closed(engine)
 
     @event.listens_for(engine, "connect")
     def _read_only(dbapi_conn: Any, _record: Any) -> None:
@@ -266,7 +310,14 @@ class Database:
         # SQLite: the reads' connections are the writes'; a read is a deferred transaction.
         self.read_engine = engine if read_engine is None else read_engine
         self.read = sessionmaker(self.read_engine, expire_on_commit=False, info={READ_ONLY: True})
-        self.write = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
+        writes: dict[str, Any] = {WRITE: True}
+        if engine.dialect.name == "postgresql":
+            # psycopg in autocommit sends no BEGIN of its own: the begin hook sends it with
+            # the writers' lock. The transaction is the server's, and ends with COMMIT or
+            # ROLLBACK as before (psycopg's commit() and rollback() follow the server's
+            # transaction status, not the autocommit flag).
+            writes["isolation_level"] = "AUTOCOMMIT"
+        self.write = sessionmaker(engine.execution_options(**writes), expire_on_commit=False)
 
     @classmethod
     def connect(cls, url: str) -> Database:

@@ -96,7 +96,7 @@ def _context(db: Database, me: PageUser, infusion_id: uuid.UUID) -> dict[str, An
         inf = get_or_raise(session, Infusion, infusion_id, "infusion")
         plan = current_plan(session, inf.course_id).plan
         view = infusion_view(session, actor, infusion_id, plan=plan)
-        ready = checklist_status(session, inf, plan=plan).as_dict()
+        ready = checklist_status(session, inf, plan=plan, view=view).as_dict()
         record = patient_summary(session, actor, inf.patient_id)
         alarms = [
             a
