@@ -31,7 +31,7 @@ from ketapain.clinic.audit import (
     snapshot,
     unit_of_work,
 )
-from ketapain.clinic.db import Base, Database
+from ketapain.clinic.db import Base, Database, column_rows
 from ketapain.clinic.patients import BodyMeasurement, Demographics, Diagnosis, Patient
 from ketapain.clinic.permissions import Action
 from ketapain.clinic.records import current
@@ -694,3 +694,19 @@ def test_sqlite_concurrent_writers_queue(tmp_path: Path) -> None:
 def _all_measurements(db: Database) -> list[BodyMeasurement]:
     with db.session() as session:
         return list(session.scalars(select(BodyMeasurement)))
+
+
+def test_column_rows_see_what_a_write_has_not_flushed(
+    db: Database, staff: dict[str, Actor]
+) -> None:
+    """Rows of columns, read past the ORM, see what the session would: a write session's
+    pending rows are flushed first (autoflush), and a read session reads as its own
+    ``execute`` does."""
+    mrns = select(Patient.mrn).where(Patient.mrn.like("COLS-%")).order_by(Patient.mrn)
+    with unit_of_work(db, staff["front_desk"]) as session:
+        session.add(Patient(mrn="COLS-1", recorded_by_id=staff["front_desk"].user_id))
+        assert column_rows(session, mrns).scalars().all() == ["COLS-1"]
+        assert session.execute(mrns).scalars().all() == ["COLS-1"]
+    with db.read() as session:
+        assert column_rows(session, mrns).scalars().all() == ["COLS-1"]
+        assert column_rows(session, mrns).all() == session.execute(mrns).all()

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.courses import Course, CourseStatus, OralPrescription
-from ketapain.clinic.db import utc_now
+from ketapain.clinic.db import column_rows, utc_now
 from ketapain.clinic.infusions import EventKind, Infusion, InfusionEvent, delivery
 from ketapain.clinic.instruments import INSTRUMENTS
 from ketapain.clinic.observations import Score, VitalSigns
@@ -189,7 +189,9 @@ def urinary_screen_status(
 ) -> UrinaryScreenStatus:
     """Whether a start at ``at`` needs the urinary screen, and the screen charted for it."""
     since = at - SCREEN_WINDOW
-    previous = session.scalar(_START_BEFORE, {"patient_id": patient_id, "before": since})
+    previous = column_rows(
+        session, _START_BEFORE, {"patient_id": patient_id, "before": since}
+    ).scalar()
     screen = session.scalars(
         _SCREEN_BETWEEN,
         {"patient_id": patient_id, "since": since, "until": at + _CLOCK_SKEW},

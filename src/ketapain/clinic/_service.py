@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from ketapain.clinic.audit import Actor, unit_of_work
-from ketapain.clinic.db import Database
+from ketapain.clinic.db import Database, column_rows
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Correctable, Record, correct
 from ketapain.errors import AccessDeniedError, InvalidValueError, RecordNotFoundError
@@ -64,12 +64,16 @@ def check_links(session: Session, row: Record) -> None:
     patient_query, owner_query = _link_queries()
     patient_id = getattr(row, "patient_id", None)
     infusion_id = getattr(row, "infusion_id", None)
-    owner = None if infusion_id is None else session.scalar(owner_query, {"id": infusion_id})
+    owner = (
+        None
+        if infusion_id is None
+        else column_rows(session, owner_query, {"id": infusion_id}).scalar()
+    )
     # An infusion's patient exists (a foreign key): only look for another one.
     if (
         patient_id is not None
         and patient_id != owner
-        and session.scalar(patient_query, {"id": patient_id}) is None
+        and column_rows(session, patient_query, {"id": patient_id}).scalar() is None
     ):
         raise RecordNotFoundError("patient", patient_id)
     if infusion_id is not None:

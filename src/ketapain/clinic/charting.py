@@ -17,7 +17,7 @@ from ketapain.clinic._service import check_links, user_id
 from ketapain.clinic.alarms import Alarm, AlarmAcknowledgement, Rule, evaluate
 from ketapain.clinic.audit import Actor, unit_of_work
 from ketapain.clinic.courses import current_discharge_rules, current_plan
-from ketapain.clinic.db import Database, utc_now
+from ketapain.clinic.db import Database, column_rows, utc_now
 from ketapain.clinic.follow_up import pro_alarms
 from ketapain.clinic.infusions import (
     EventKind,
@@ -84,8 +84,8 @@ def infusion_view(
     d = delivery([e.pump_event() for e in events], until=utc_now())
 
     def rows(model: Any, order: str) -> list[dict[str, Any]]:
-        found = session.execute(
-            current_json_of(model, "infusion_id", order), {"infusion_id": infusion_id}
+        found = column_rows(
+            session, current_json_of(model, "infusion_id", order), {"infusion_id": infusion_id}
         )
         return [model.json_of(r) for r in found]
 
@@ -191,7 +191,7 @@ def record_vitals(
         require(actor, Action.CHART)
         baseline = None
         if infusion_id is not None:
-            baseline = session.scalar(_BASELINE_SBP, {"infusion_id": infusion_id})
+            baseline = column_rows(session, _BASELINE_SBP, {"infusion_id": infusion_id}).scalar()
         row = VitalSigns(
             patient_id=patient_id,
             infusion_id=infusion_id,

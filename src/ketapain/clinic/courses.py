@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ketapain.clinic._service import check_range
 from ketapain.clinic.audit import Actor
-from ketapain.clinic.db import READ_ONLY
+from ketapain.clinic.db import READ_ONLY, column_rows
 from ketapain.clinic.permissions import Action, require
 from ketapain.clinic.records import Correctable, Record, current, get_or_raise
 from ketapain.errors import InvalidValueError
@@ -262,7 +262,7 @@ _CURRENT_DISCHARGE_RULES: Final = _CURRENT_PLAN.with_only_columns(CoursePlan.pla
 
 def current_discharge_rules(session: Session, course_id: uuid.UUID) -> dict[str, Any] | None:
     """``current_plan(...).plan.get("discharge")``, read without the rest of the plan."""
-    row = session.execute(_CURRENT_DISCHARGE_RULES, {"course_id": course_id}).first()
+    row = column_rows(session, _CURRENT_DISCHARGE_RULES, {"course_id": course_id}).first()
     if row is None:  # a course is always created with its plan
         raise InvalidValueError("course", "a course with a plan", str(course_id))
     rules: dict[str, Any] | None = row[0]
@@ -334,20 +334,21 @@ def _read_plans(
         .group_by(CoursePlan.course_id)
         .subquery()
     )
-    rows = session.execute(
+    rows = column_rows(
+        session,
         select(CoursePlan.id, CoursePlan.course_id).join(
             latest,
             and_(
                 CoursePlan.course_id == latest.c.course_id,
                 CoursePlan.version == latest.c.version,
             ),
-        )
+        ),
     ).all()
     plans = _PLAN_ROWS.get([row_id for row_id, _ in rows])
     missing = [row_id for row_id, _ in rows if row_id not in plans]
     if missing:
-        found = session.execute(
-            select(CoursePlan.id, CoursePlan.plan).where(CoursePlan.id.in_(missing))
+        found = column_rows(
+            session, select(CoursePlan.id, CoursePlan.plan).where(CoursePlan.id.in_(missing))
         )
         read: dict[uuid.UUID, dict[str, Any]] = dict(found.all())
         _PLAN_ROWS.put(read)

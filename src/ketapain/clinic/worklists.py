@@ -23,7 +23,7 @@ from ketapain.clinic.courses import (
     current_plan,
     current_plans,
 )
-from ketapain.clinic.db import utc_now
+from ketapain.clinic.db import column_rows, utc_now
 from ketapain.clinic.infusions import Infusion, InfusionEvent, PumpState, pump_state
 from ketapain.clinic.patients import LabResult, LabTest
 from ketapain.clinic.permissions import Action, require
@@ -50,10 +50,11 @@ def _states(session: Session, infusions: Iterable[Infusion]) -> dict[uuid.UUID, 
     ids = [i.id for i in infusions]
     kinds: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
     if ids:
-        rows = session.execute(
+        rows = column_rows(
+            session,
             select(InfusionEvent.infusion_id, InfusionEvent.kind)
             .where(InfusionEvent.infusion_id.in_(ids))
-            .order_by(InfusionEvent.infusion_id, InfusionEvent.sequence)
+            .order_by(InfusionEvent.infusion_id, InfusionEvent.sequence),
         )
         for infusion_id, kind in rows:
             kinds[infusion_id].append(kind)
