@@ -128,9 +128,9 @@ def column_rows(
 
     It skips the ORM's work per statement (its compile state and loading context), which
     rows of columns do not need. Alternated in one process, the mix of
-    ``bench/clinic_load.py`` cost 4.7% less CPU per request on PostgreSQL and 5.2% less
-    on SQLite. A session that may hold unflushed changes is flushed first, as its own
-    ``execute`` would (autoflush).
+    ``bench/clinic_load.py`` cost 4.7-6.4% less CPU per request on PostgreSQL and
+    3.5-5.2% less on SQLite (README, "A busy clinic day"). A session that may hold
+    unflushed changes is flushed first, as its own ``execute`` would (autoflush).
     """
     if not session.info.get(READ_ONLY):
         session.flush()
