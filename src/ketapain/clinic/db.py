@@ -132,7 +132,7 @@ def column_rows(
     3.5-5.2% less on SQLite (README, "A busy clinic day"). A session that may hold
     unflushed changes is flushed first, as its own ``execute`` would (autoflush).
     """
-    if not session.info.get(READ_ONLY):
+    if session.autoflush and not session.info.get(READ_ONLY):
         session.flush()
     return session.connection().execute(statement, params)
 
