@@ -290,7 +290,11 @@ def _discard_closed(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-        if _closed_by_server(dbapi_conn):
+        try:
+            closed = _closed_by_server(dbapi_conn)
+        except Exception:  # the driver has lost the socket already
+            closed = True
+        if closed:
             try:
                 alive = engine.dialect.do_ping(dbapi_conn)
             except Exception:
@@ -340,19 +344,26 @@ def _postgresql_read_engine(url: str) -> Engine:
 
 
 class Database:
-    """An engine and the session factories for reading and for writing."""
+    """An engine and the session factories for reading and for writing.
 
-    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
+    ``begin_with_lock``: the engine's begin hook sends a write's ``BEGIN`` with the
+    writers' lock (PostgreSQL through psycopg 3, as :meth:`connect` builds it).
+    """
+
+    def __init__(
+        self, engine: Engine, read_engine: Engine | None = None, *, begin_with_lock: bool = False
+    ) -> None:
         self.engine = engine
         # SQLite: the reads' connections are the writes'; a read is a deferred transaction.
         self.read_engine = engine if read_engine is None else read_engine
         self.read = sessionmaker(self.read_engine, expire_on_commit=False, info={READ_ONLY: True})
         writes: dict[str, Any] = {WRITE: True}
-        if engine.dialect.name == "postgresql":
-            # psycopg in autocommit sends no BEGIN of its own: the begin hook sends it with
-            # the writers' lock. The transaction is the server's, and ends with COMMIT or
-            # ROLLBACK as before (psycopg's commit() and rollback() follow the server's
-            # transaction status, not the autocommit flag).
+        if begin_with_lock:
+            # psycopg in autocommit sends no BEGIN of its own: the engine's begin hook
+            # sends it with the writers' lock. The transaction is the server's, and ends
+            # with COMMIT or ROLLBACK as before: psycopg 3's commit() and rollback() follow
+            # the server's transaction status, not the autocommit flag (psycopg2's would
+            # do nothing, hence psycopg 3 only, and only on _postgresql_engine's engines).
             writes["isolation_level"] = "AUTOCOMMIT"
         self.write = sessionmaker(engine.execution_options(**writes), expire_on_commit=False)
 
@@ -362,7 +373,9 @@ class Database:
         if url.startswith("sqlite"):
             return cls(_sqlite_engine(url))
         if url.startswith("postgresql"):
-            return cls(_postgresql_engine(url), _postgresql_read_engine(url))
+            engine = _postgresql_engine(url)
+            psycopg3 = engine.dialect.driver == "psycopg"
+            return cls(engine, _postgresql_read_engine(url), begin_with_lock=psycopg3)
         raise InvalidValueError("database_url", "an sqlite:/// or postgresql+psycopg:// URL", url)
 
     def session(self) -> Session:
