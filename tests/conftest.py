@@ -29,7 +29,7 @@ from typing import Any, Final
 import psycopg
 import pytest
 from hypothesis import settings
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from ketapain.clinic import migrate
@@ -57,6 +57,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ketapain"))
 # modules in a temporary folder (PYTHONPYCACHEPREFIX, outside the source tree) that the
 # workers and every process they start share; it is removed at the end.
 _PYCACHE_PREFIX: Path | None = None
+
+
+@contextmanager
+def statements_sent(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` sends while the block runs, in order."""
+    sent: list[str] = []
+
+    def _record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)
 
 
 def pytest_configure(config: pytest.Config) -> None:

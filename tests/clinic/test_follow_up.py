@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
+from tests.conftest import statements_sent
 
 from ketapain.clinic._service import add_row
 from ketapain.clinic.alarms import Alarm
@@ -369,17 +370,8 @@ def test_reminders_read_in_a_fixed_number_of_statements(db, staff, patient, cour
     """One course or three, the reminders take the same number of SQL statements."""
 
     def statements() -> int:
-        seen = []
-
-        def listen(*args):
-            seen.append(args[2])
-
-        event.listen(db.read_engine, "before_cursor_execute", listen)
-        try:
-            with db.session() as s:
-                rows = due_reminders(s, staff["nurse"], today=MONDAY + timedelta(2))
-        finally:
-            event.remove(db.read_engine, "before_cursor_execute", listen)
+        with statements_sent(db.read_engine) as seen, db.session() as s:
+            rows = due_reminders(s, staff["nurse"], today=MONDAY + timedelta(2))
         assert rows
         return len(seen)
 

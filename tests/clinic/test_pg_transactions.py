@@ -17,9 +17,10 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.pool import NullPool
+from tests.conftest import statements_sent
 
 from ketapain.clinic.accounts import User
 from ketapain.clinic.audit import Actor
@@ -39,24 +40,18 @@ pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 @contextmanager
 def statements_on(engine: Engine) -> Iterator[list[str]]:
     """The SQL statements ``engine`` sends while the block runs, pings included."""
-    sent: list[str] = []
-
-    def _record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        sent.append(statement)
-
     ping = engine.dialect.do_ping
+    with statements_sent(engine) as sent:
 
-    def _ping(dbapi_conn: object) -> bool:
-        sent.append("<ping>")
-        return ping(dbapi_conn)
+        def _ping(dbapi_conn: object) -> bool:
+            sent.append("<ping>")
+            return ping(dbapi_conn)
 
-    event.listen(engine, "before_cursor_execute", _record)
-    engine.dialect.do_ping = _ping  # type: ignore[method-assign]
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)
-        del engine.dialect.do_ping
+        engine.dialect.do_ping = _ping  # type: ignore[method-assign]
+        try:
+            yield sent
+        finally:
+            del engine.dialect.do_ping
 
 
 def statements(db: Database) -> Iterator[Any]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
+from tests.conftest import statements_sent
 
 from ketapain.clinic._service import add_row
 from ketapain.clinic.courses import (
@@ -202,17 +203,11 @@ def test_lists_read_each_plan_row_once_and_see_a_new_version(db, staff, course):
     only the statement of the rows' ids; a replan is a new row, read at once."""
     sent = []
 
-    def seen(_conn, _cursor, statement, *_args):
-        if "course_plans" in statement:
-            sent.append(statement)
-
     def plans():
-        event.listen(db.read_engine, "before_cursor_execute", seen)
-        try:
-            with db.session() as s:
-                return current_plans(s, [course.id])[course.id]
-        finally:
-            event.remove(db.read_engine, "before_cursor_execute", seen)
+        with statements_sent(db.read_engine) as statements, db.session() as s:
+            plan = current_plans(s, [course.id])[course.id]
+        sent.extend(st for st in statements if "course_plans" in st)
+        return plan
 
     first = plans()
     sent.clear()

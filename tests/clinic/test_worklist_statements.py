@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.orm import Session
+from tests.conftest import statements_sent
 
 from ketapain.clinic import migrate
 from ketapain.clinic._service import add_row
@@ -234,20 +234,12 @@ def clinics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Clin
 def _counted(db: Database, call: Callable[[Session], Any]) -> tuple[int, Any]:
     """The SQL statements ``call`` runs in a read session of its own, and its result, once
     the process has kept the plans it reads (courses.current_plans)."""
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
     with db.session() as s:
         call(s)
     with db.session() as s:
         s.connection()  # begin first: the counts are the function's statements only
-        event.listen(db.read_engine, "before_cursor_execute", seen)
-        try:
+        with statements_sent(db.read_engine) as statements:
             result = call(s)
-        finally:
-            event.remove(db.read_engine, "before_cursor_execute", seen)
     return len(statements), result
 
 
